@@ -1,0 +1,41 @@
+"""Codec registry: codec names (configs) and container codec ids (files) → codec objects.
+
+Each codec package registers a factory ``make(config) -> codec``. ``decode.py`` looks the codec
+up by the id stored in the file, so a file names its own decoder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+# name -> "module:factory"; imported lazily so that loading one codec never imports the others.
+_FACTORIES: dict[str, str] = {
+    "coolchic": "nlc_jax.codecs.coolchic:make_codec",
+}
+
+
+class UnknownCodecError(ValueError):
+    """Raised for a codec name that no package registers."""
+
+
+def names() -> list[str]:
+    """Registered codec names."""
+    return sorted(_FACTORIES)
+
+
+def factory(name: str) -> Callable[[Any], Any]:
+    """The ``make(config)`` function of codec ``name``."""
+    try:
+        target = _FACTORIES[name]
+    except KeyError:
+        raise UnknownCodecError(
+            f"unknown codec {name!r}; known codecs: {', '.join(names())}") from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make(config: Any) -> Any:
+    """Build the codec named by ``config.codec`` from its config."""
+    return factory(config.codec)(config)
