@@ -1,0 +1,148 @@
+"""Rate–distortion records: per-image rows, per-codec curves, TSV input/output.
+
+A *record* is one decoded image of one codec at one operating point (``point``: a λ, a quality
+setting, a folder name), with its rate and quality::
+
+    {"codec": "jpeg", "point": "q50", "image": "kodim01", "bpp": 1.21, "psnr_db": 32.1,
+     "ms_ssim": 0.981, "ms_ssim_db": 17.2, "lpips": 0.11}
+
+A *curve* averages the records of one codec per point over a set of images, the way
+compression papers report datasets: mean bpp and mean of per-image PSNR / MS-SSIM / LPIPS
+(MS-SSIM dB is taken of the mean MS-SSIM).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nlc_jax.metrics.ms_ssim import ms_ssim_db
+
+METRICS = ("psnr_db", "ms_ssim", "ms_ssim_db", "lpips")
+COLUMNS = ("codec", "point", "image", "bpp") + METRICS
+
+
+class RDFileError(ValueError):
+    """An RD results file that cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """Dataset-mean RD curve of one codec, sorted by rate.
+
+    Attributes:
+      codec: display name.
+      points: operating-point labels ``[P]``.
+      bpp: ``[P]`` mean bits per pixel.
+      values: metric name → ``[P]`` mean values (NaN where not measured).
+      n_images: images averaged at each point.
+    """
+
+    codec: str
+    points: tuple[str, ...]
+    bpp: np.ndarray
+    values: dict[str, np.ndarray]
+    n_images: int
+
+    def has(self, metric: str) -> bool:
+        """True when every point of the curve has ``metric``."""
+        v = self.values.get(metric)
+        return v is not None and len(v) > 0 and bool(np.all(np.isfinite(v)))
+
+
+def make_curve(records: Iterable[dict], codec: str, images: Sequence[str]) -> Curve:
+    """Average the ``codec`` records per point over exactly ``images``.
+
+    Points at which one of ``images`` is missing are dropped (a mean over a different image set
+    would not be comparable).
+    """
+    wanted = set(images)
+    by_point: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in records:
+        if r["codec"] == codec and r["image"] in wanted:
+            by_point[str(r["point"])][r["image"]] = r
+    rows = []
+    for point, per_image in by_point.items():
+        if set(per_image) != wanted:
+            continue
+        rs = list(per_image.values())
+        bpp = float(np.mean([r["bpp"] for r in rs]))
+        vals = {m: float(np.mean([_num(r.get(m)) for r in rs])) for m in METRICS}
+        vals["ms_ssim_db"] = float(ms_ssim_db(vals["ms_ssim"])) if math.isfinite(
+            vals["ms_ssim"]) else math.nan
+        rows.append((bpp, point, vals))
+    rows.sort(key=lambda row: row[0])
+    return Curve(codec=codec, points=tuple(p for _, p, _ in rows),
+                 bpp=np.array([b for b, _, _ in rows]),
+                 values={m: np.array([v[m] for _, _, v in rows]) for m in METRICS},
+                 n_images=len(wanted))
+
+
+def _num(value) -> float:
+    if value is None or value == "":
+        return math.nan
+    return float(value)
+
+
+def write_tsv(path: str | os.PathLike, records: Sequence[dict]) -> None:
+    """Write per-image records as a TSV with :data:`COLUMNS` (floats with 6 decimals)."""
+    from nlc_jax.data.files import atomic_write_bytes
+
+    lines = ["\t".join(COLUMNS)]
+    for r in records:
+        cells = []
+        for c in COLUMNS:
+            v = r.get(c, "")
+            cells.append(f"{v:.6f}" if isinstance(v, float) else str(v))
+        lines.append("\t".join(cells))
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict]:
+    """Read RD records from a TSV.
+
+    Two layouts are accepted: ours (:data:`COLUMNS`, as written by :func:`write_tsv` and
+    ``nlc_jax.eval``) and Cool-chic's published per-image results (``lmbda``, ``seq_name``,
+    ``rate_bpp``, ``psnr_db``; the codec is named after the file, e.g.
+    ``coolchic-5.0.1-kodak``).
+
+    Raises:
+      RDFileError: missing file, unknown layout, or a bad number (one-line message naming the row).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise RDFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
+    if not rows:
+        raise RDFileError(f"{path}: no RD rows")
+    header = set(rows[0])
+    records = []
+    for i, row in enumerate(rows, start=2):
+        try:
+            if {"codec", "point", "image", "bpp"} <= header:
+                rec = {"codec": row["codec"], "point": row["point"], "image": row["image"],
+                       "bpp": float(row["bpp"])}
+                rec |= {m: _num(row.get(m)) for m in METRICS}
+            elif {"lmbda", "seq_name", "rate_bpp", "psnr_db"} <= header:
+                rec = {"codec": path.stem, "point": row["lmbda"], "image": row["seq_name"],
+                       "bpp": float(row["rate_bpp"]), "psnr_db": float(row["psnr_db"])}
+                rec |= {m: _num(row.get(m)) for m in METRICS if m != "psnr_db"}
+            else:
+                raise RDFileError(
+                    f"{path}: unknown TSV layout (need columns {', '.join(COLUMNS[:4])} … or "
+                    "Cool-chic's lmbda, seq_name, rate_bpp, psnr_db)")
+        except (TypeError, ValueError) as e:
+            if isinstance(e, RDFileError):
+                raise
+            raise RDFileError(f"{path}: line {i}: bad number ({e})") from None
+        records.append(rec)
+    return records
