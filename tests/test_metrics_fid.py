@@ -1,0 +1,66 @@
+"""FID / KID statistics and the HiFiC patch protocol."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from nlc_jax.metrics.fid import extract_patches, fid, frechet_distance, kid
+from nlc_jax.metrics.inputs import MetricInputError
+
+
+def test_patches_follow_the_hifc_grid_and_half_shift():
+    img = np.arange(512 * 768 * 3, dtype=np.int64).reshape(512, 768, 3)
+    p = extract_patches(img)
+    assert p.shape == (6 + 2, 256, 256, 3)
+    np.testing.assert_array_equal(p[0], img[:256, :256])
+    np.testing.assert_array_equal(p[5], img[256:512, 512:768])
+    np.testing.assert_array_equal(p[6], img[128:384, 128:384])
+    np.testing.assert_array_equal(p[7], img[128:384, 384:640])
+    assert extract_patches(img[:100, :300]).shape == (0, 256, 256, 3)
+    assert extract_patches(img[:40, :40], size=16).shape == (4 + 4, 16, 16, 3)
+    assert extract_patches(img[:36, :36], size=16).shape == (4 + 1, 16, 16, 3)
+
+
+def test_frechet_distance_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    v1, v2 = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
+    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected)
+    # Rotating both Gaussians by the same orthogonal matrix changes nothing.
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    rotated = frechet_distance(q @ mu1, q @ np.diag(v1) @ q.T, q @ mu2, q @ np.diag(v2) @ q.T)
+    assert rotated == pytest.approx(expected, rel=1e-9)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    f = np.random.default_rng(1).normal(size=(200, 8))
+    assert fid(f, f) == pytest.approx(0.0, abs=1e-8)
+    assert fid(f, f + 1.0) == pytest.approx(8.0, rel=1e-9)  # mean shift of 1 in 8 dims
+    with pytest.raises(MetricInputError, match="at least 2"):
+        fid(f[:1], f)
+
+
+def _mmd2_brute_force(x, y):
+    d = x.shape[1]
+    k = lambda u, v: (u @ v / d + 1.0) ** 3  # noqa: E731
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_is_the_unbiased_polynomial_mmd():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(12, 4)), rng.normal(0.5, 1.0, size=(12, 4))
+    mean, std = kid(x, y, n_subsets=3, subset_size=12)  # the whole set each time
+    assert mean == pytest.approx(_mmd2_brute_force(x, y), rel=1e-10)
+    assert std == pytest.approx(0.0, abs=1e-12)
+    same = rng.normal(size=(400, 4))
+    other = rng.normal(size=(400, 4))
+    assert abs(kid(same, other, n_subsets=20, subset_size=200)[0]) < 0.05
+    assert kid(same, other + 1.0, n_subsets=20, subset_size=200)[0] > 0.5
+    with pytest.raises(MetricInputError, match="do not match"):
+        kid(x, y[:, :3])
