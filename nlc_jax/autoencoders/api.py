@@ -50,6 +50,9 @@ class AutoencoderFns:
       factor: spatial down-sampling factor (8).
       encode: ``(params, [B, H, W, 3] in [0, 1]) -> [B, H/f, W/f, C]``.
       decode: ``(params, [B, h, w, C]) -> [B, f·h, f·w, 3]`` ≈ [0, 1].
+      encode_local, encode_global: ``encode = encode_global ∘ encode_local``; the first part
+        is convolutional (tileable), the second works at latent resolution on the whole image
+        (attention, GroupNorm statistics). Same for ``decode = decode_local ∘ decode_global``.
       config: the ``VAEConfig`` or ``TAEConfig`` of the model.
     """
 
@@ -58,22 +61,32 @@ class AutoencoderFns:
     factor: int
     encode: Callable[[Params, jax.Array], jax.Array]
     decode: Callable[[Params, jax.Array], jax.Array]
+    encode_local: Callable[[Params, jax.Array], jax.Array]
+    encode_global: Callable[[Params, jax.Array], jax.Array]
+    decode_global: Callable[[Params, jax.Array], jax.Array]
+    decode_local: Callable[[Params, jax.Array], jax.Array]
     config: Any
 
     def encode_tiled(self, params: Params, x: np.ndarray, tile: int = 512,
                      overlap: int = 64) -> np.ndarray:
-        """``encode`` tile by tile: ``tile``/``overlap`` in pixels (multiples of ``factor``)."""
+        """``encode`` for large images: ``[B, H, W, 3]`` → ``[B, H/f, W/f, C]`` (NumPy).
+
+        The convolutional stage runs on ``tile × tile`` pixel tiles (``overlap`` pixels of
+        overlap, blended), the latent-resolution stage on the whole feature map.
+        """
         _check_shape(self.name, x, self.factor, 3, "image")
         f = self.factor
-        return tiled_apply(lambda t: self.encode(params, t), x, tile=tile // f * f,
-                           overlap=overlap, up=1, down=f, align=f)
+        h = tiled_apply(lambda t: self.encode_local(params, t), x, tile=max(f, tile // f * f),
+                        overlap=overlap, up=1, down=f, align=f)
+        return np.asarray(self.encode_global(params, h))
 
     def decode_tiled(self, params: Params, z: np.ndarray, tile: int = 64,
                      overlap: int = 8) -> np.ndarray:
-        """``decode`` tile by tile: ``tile``/``overlap`` in latent positions."""
+        """``decode`` for large latents; ``tile``/``overlap`` in latent positions (NumPy out)."""
         _check_shape(self.name, z, 1, self.latent_channels, "latent")
-        return tiled_apply(lambda t: self.decode(params, t), z, tile=tile, overlap=overlap,
-                           up=self.factor, down=1, align=1)
+        h = np.asarray(self.decode_global(params, z))
+        return tiled_apply(lambda t: self.decode_local(params, t), h, tile=tile,
+                           overlap=overlap, up=self.factor, down=1, align=1)
 
 
 def _check_shape(name: str, x: Any, multiple: int, channels: int, what: str) -> None:
@@ -95,36 +108,53 @@ def _checked(name: str, fn: Callable, multiple: int, channels: int, what: str) -
     return call
 
 
+def _fns(name: str, latent: int, factor: int, config: Any, enc_local: Callable,
+         enc_global: Callable, dec_global: Callable, dec_local: Callable) -> AutoencoderFns:
+    def encode(params: Params, x: jax.Array) -> jax.Array:
+        return enc_global(params, enc_local(params, x))
+
+    def decode(params: Params, z: jax.Array) -> jax.Array:
+        return dec_local(params, dec_global(params, z))
+
+    return AutoencoderFns(
+        name, latent, factor, _checked(name, encode, factor, 3, "image"),
+        _checked(name, decode, 1, latent, "latent"), jax.jit(enc_local), jax.jit(enc_global),
+        jax.jit(dec_global), jax.jit(dec_local), config)
+
+
 def make_sd_vae(config: VAEConfig, dtype: Any = jnp.float32, name: str = "sd_vae") -> AutoencoderFns:
     """``AutoencoderFns`` of an SD-VAE architecture (params from :func:`load` or ``init``)."""
     model = AutoencoderKL(config, dtype)
 
-    def encode(params: Params, x: jax.Array) -> jax.Array:
-        mean, _ = model.apply({"params": params}, 2.0 * x - 1.0, method=AutoencoderKL.moments)
+    def enc_local(params: Params, x: jax.Array) -> jax.Array:
+        return model.apply({"params": params}, 2.0 * x - 1.0, method=AutoencoderKL.encode_local)
+
+    def enc_global(params: Params, h: jax.Array) -> jax.Array:
+        mean, _ = model.apply({"params": params}, h, "global", method=AutoencoderKL.moments)
         return (mean - config.shift_factor) * config.scaling_factor
 
-    def decode(params: Params, z: jax.Array) -> jax.Array:
+    def dec_global(params: Params, z: jax.Array) -> jax.Array:
         raw = z / config.scaling_factor + config.shift_factor
-        return 0.5 * (model.apply({"params": params}, raw, method=AutoencoderKL.decode) + 1.0)
+        return model.apply({"params": params}, raw, "global", method=AutoencoderKL.decode)
 
-    f, c = config.factor, config.latent_channels
-    return AutoencoderFns(name, c, f, _checked(name, encode, f, config.in_channels, "image"),
-                          _checked(name, decode, 1, c, "latent"), config)
+    def dec_local(params: Params, h: jax.Array) -> jax.Array:
+        y = model.apply({"params": params}, h, "local", method=AutoencoderKL.decode)
+        return 0.5 * (y + 1.0)
+
+    return _fns(name, config.latent_channels, config.factor, config, enc_local, enc_global,
+                dec_global, dec_local)
 
 
 def make_tae(config: tae.TAEConfig, dtype: Any = jnp.float32) -> AutoencoderFns:
     """``AutoencoderFns`` of a TAE; params are ``{"encoder": ..., "decoder": ...}``."""
-    enc, dec = tae.TAEEncoder(config, dtype), tae.TAEDecoder(config, dtype)
 
-    def encode(params: Params, x: jax.Array) -> jax.Array:
-        return enc.apply({"params": params["encoder"]}, x)
+    def part(module: type, side: str, which: str) -> Callable:
+        net = module(config, dtype, which)
+        return lambda params, x: net.apply({"params": params[side]}, x)
 
-    def decode(params: Params, z: jax.Array) -> jax.Array:
-        return dec.apply({"params": params["decoder"]}, z)
-
-    f, c = tae.FACTOR, config.latent_channels
-    return AutoencoderFns(config.name, c, f, _checked(config.name, encode, f, 3, "image"),
-                          _checked(config.name, decode, 1, c, "latent"), config)
+    return _fns(config.name, config.latent_channels, tae.FACTOR, config,
+                part(tae.TAEEncoder, "encoder", "local"), part(tae.TAEEncoder, "encoder", "global"),
+                part(tae.TAEDecoder, "decoder", "global"), part(tae.TAEDecoder, "decoder", "local"))
 
 
 def _load_tae(config: tae.TAEConfig, folder: Path, dtype: Any) -> tuple[AutoencoderFns, Params]:

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from nlc_jax.autoencoders.layers import conv, upsample_nearest
 
 EPS = 1e-6
+ATTN_CHUNK = 4096  # query positions per attention chunk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +126,21 @@ class Attention(nn.Module):
             return nn.Dense(c, dtype=self.dtype, param_dtype=jnp.float32, name=name)
 
         q, k, v = dense("to_q")(h), dense("to_k")(h), dense("to_v")(h)
-        a = jax.nn.dot_product_attention(q, k, v)
-        return x + dense("to_out_0")(a).reshape(b, hh, ww, c)
+        return x + dense("to_out_0")(_attention(q, k, v)).reshape(b, hh, ww, c)
+
+
+def _attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+    """Exact softmax attention ``[B, T, 1, C]``; queries in chunks of ``ATTN_CHUNK`` when ``T`` is
+    large, so memory is ``O(chunk · T)`` instead of ``O(T²)`` (a 2048×1365 image has T = 43 776).
+    """
+    t = q.shape[1]
+    if t <= ATTN_CHUNK:
+        return jax.nn.dot_product_attention(q, k, v)
+    n = -(-t // ATTN_CHUNK)
+    qp = jnp.pad(q, ((0, 0), (0, n * ATTN_CHUNK - t), (0, 0), (0, 0)))
+    chunks = jnp.moveaxis(qp.reshape(q.shape[0], n, ATTN_CHUNK, *q.shape[2:]), 1, 0)
+    out = jax.lax.map(lambda qc: jax.nn.dot_product_attention(qc, k, v), chunks)
+    return jnp.moveaxis(out, 0, 1).reshape(qp.shape)[:, :t]
 
 
 class MidBlock(nn.Module):
@@ -186,14 +200,18 @@ class Encoder(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, part: str = "all") -> jnp.ndarray:
+        """``part``: ``"all"``, ``"local"`` (down blocks, tileable) or ``"global"`` (the rest)."""
         c = self.config
-        x = conv(c.block_out_channels[0], 3, dtype=self.dtype, name="conv_in")(x)
-        last = len(c.block_out_channels) - 1
-        for i, ch in enumerate(c.block_out_channels):
-            x = ResnetStack(ch, c.layers_per_block, c.norm_num_groups,
-                            None if i == last else "downsamplers", self.dtype,
-                            name=f"down_blocks_{i}")(x)
+        if part != "global":
+            x = conv(c.block_out_channels[0], 3, dtype=self.dtype, name="conv_in")(x)
+            last = len(c.block_out_channels) - 1
+            for i, ch in enumerate(c.block_out_channels):
+                x = ResnetStack(ch, c.layers_per_block, c.norm_num_groups,
+                                None if i == last else "downsamplers", self.dtype,
+                                name=f"down_blocks_{i}")(x)
+            if part == "local":
+                return x
         x = MidBlock(c.block_out_channels[-1], c.norm_num_groups, c.mid_block_add_attention,
                      self.dtype, name="mid_block")(x)
         x = nn.silu(_group_norm(c.norm_num_groups, self.dtype, "conv_norm_out")(x))
@@ -207,12 +225,17 @@ class Decoder(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, z: jnp.ndarray, part: str = "all") -> jnp.ndarray:
+        """``part``: ``"all"``, ``"global"`` (conv_in + mid block) or ``"local"`` (the rest)."""
         c = self.config
         chans = c.block_out_channels[::-1]
-        x = conv(chans[0], 3, dtype=self.dtype, name="conv_in")(z)
-        x = MidBlock(chans[0], c.norm_num_groups, c.mid_block_add_attention, self.dtype,
-                     name="mid_block")(x)
+        x = z
+        if part != "local":
+            x = conv(chans[0], 3, dtype=self.dtype, name="conv_in")(x)
+            x = MidBlock(chans[0], c.norm_num_groups, c.mid_block_add_attention, self.dtype,
+                         name="mid_block")(x)
+            if part == "global":
+                return x
         for i, ch in enumerate(chans):
             x = ResnetStack(ch, c.layers_per_block + 1, c.norm_num_groups,
                             None if i == len(chans) - 1 else "upsamplers", self.dtype,
@@ -241,21 +264,32 @@ class AutoencoderKL(nn.Module):
             self.post_quant_conv = conv(c.latent_channels, 1, dtype=self.dtype,
                                         name="post_quant_conv")
 
-    def moments(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """``[B, H, W, 3]`` in [-1, 1] → (mean, logvar), each ``[B, H/f, W/f, latent]`` float32."""
-        h = self.encoder(x.astype(self.dtype))
+    def moments(self, x: jnp.ndarray, part: str = "all") -> tuple[jnp.ndarray, jnp.ndarray]:
+        """``[B, H, W, 3]`` in [-1, 1] → (mean, logvar), each ``[B, H/f, W/f, latent]`` float32.
+
+        ``part="global"`` starts from the output of :meth:`encode_local` instead of pixels.
+        """
+        h = self.encoder(x.astype(self.dtype), part)
         if self.config.use_quant_conv:
             h = self.quant_conv(h)
         h = h.astype(jnp.float32)
         mean, logvar = jnp.split(h, 2, axis=-1)
         return mean, jnp.clip(logvar, -30.0, 20.0)
 
-    def decode(self, z: jnp.ndarray) -> jnp.ndarray:
-        """Raw latent ``[B, h, w, latent]`` → image ``[B, f·h, f·w, 3]`` ≈ [-1, 1] (float32)."""
+    def encode_local(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Tileable first stage of the encoder: down blocks, ``[B, H/f, W/f, C_last]`` float32."""
+        return self.encoder(x.astype(self.dtype), "local").astype(jnp.float32)
+
+    def decode(self, z: jnp.ndarray, part: str = "all") -> jnp.ndarray:
+        """Raw latent ``[B, h, w, latent]`` → image ``[B, f·h, f·w, 3]`` ≈ [-1, 1] (float32).
+
+        ``part="global"`` stops after the mid block (``[B, h, w, C_last]``); ``part="local"``
+        continues from there (the tileable up blocks).
+        """
         z = z.astype(self.dtype)
-        if self.config.use_post_quant_conv:
+        if self.config.use_post_quant_conv and part != "local":
             z = self.post_quant_conv(z)
-        return self.decoder(z).astype(jnp.float32)
+        return self.decoder(z, part).astype(jnp.float32)
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         """Reconstruct from the posterior mean (used to initialise all parameters)."""

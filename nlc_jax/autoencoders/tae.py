@@ -75,9 +75,17 @@ class TAEBlock(nn.Module):
         return nn.relu(h + x)
 
 
-def _run(layers: list[tuple], x: jnp.ndarray, dtype: Any) -> jnp.ndarray:
-    """Apply a layer spec list; entry ``i`` is named ``layers_i`` (the reference's index)."""
-    for i, (kind, *args) in enumerate(layers):
+def _indices(n: int, part: str, global_part: range) -> list[int]:
+    """Layer indices of ``part``: ``"all"``, ``"global"`` (``global_part``) or ``"local"`` (the rest)."""
+    if part == "global":
+        return list(global_part)
+    return [i for i in range(n) if part == "all" or i not in global_part]
+
+
+def _run(layers: list[tuple], indices: list[int], x: jnp.ndarray, dtype: Any) -> jnp.ndarray:
+    """Apply ``layers[i]`` for ``i`` in ``indices``; entry ``i`` is named ``layers_i``."""
+    for i in indices:
+        kind, *args = layers[i]
         name = f"layers_{i}"
         if kind == "conv":
             features, stride, bias = args
@@ -94,10 +102,15 @@ def _run(layers: list[tuple], x: jnp.ndarray, dtype: Any) -> jnp.ndarray:
 
 
 class TAEEncoder(nn.Module):
-    """``[B, H, W, 3]`` in [0, 1] → ``[B, H/8, W/8, latent_channels]``."""
+    """``[B, H, W, 3]`` in [0, 1] → ``[B, H/8, W/8, latent_channels]``.
+
+    ``part="local"`` runs up to the last down-sampling conv (tileable, ``[B, H/8, W/8, 64]``),
+    ``part="global"`` the rest (the GroupNorm blocks, whose statistics span the whole image).
+    """
 
     config: TAEConfig
     dtype: Any = jnp.float32
+    part: str = "all"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -106,14 +119,21 @@ class TAEEncoder(nn.Module):
         layers = [("conv", WIDTH, 1, True), ("block", False)]
         layers += down + [("block", False)] * 3 + down + [("block", False)] * 3
         layers += down + [("block", gn)] * 3 + [("conv", self.config.latent_channels, 1, True)]
-        return _run(layers, x.astype(self.dtype), self.dtype).astype(jnp.float32)
+        # global: the last three blocks and the output conv
+        indices = _indices(len(layers), self.part, range(len(layers) - 4, len(layers)))
+        return _run(layers, indices, x.astype(self.dtype), self.dtype).astype(jnp.float32)
 
 
 class TAEDecoder(nn.Module):
-    """``[B, h, w, latent_channels]`` → ``[B, 8h, 8w, 3]`` ≈ [0, 1]."""
+    """``[B, h, w, latent_channels]`` → ``[B, 8h, 8w, 3]`` ≈ [0, 1].
+
+    ``part="global"`` runs the latent-resolution head (clamp, conv, the three GroupNorm blocks;
+    ``[B, h, w, 64]``), ``part="local"`` the tileable rest.
+    """
 
     config: TAEConfig
     dtype: Any = jnp.float32
+    part: str = "all"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
@@ -122,7 +142,8 @@ class TAEDecoder(nn.Module):
         layers = [("clamp",), ("conv", WIDTH, 1, True), ("relu",)]
         layers += [("block", gn)] * 3 + up + [("block", False)] * 3 + up
         layers += [("block", False)] * 3 + up + [("block", False), ("conv", 3, 1, True)]
-        return _run(layers, z.astype(self.dtype), self.dtype).astype(jnp.float32)
+        indices = _indices(len(layers), self.part, range(6))  # clamp, conv, relu, three blocks
+        return _run(layers, indices, z.astype(self.dtype), self.dtype).astype(jnp.float32)
 
 
 def param_shapes(config: TAEConfig) -> dict[str, Any]:
