@@ -1,0 +1,62 @@
+"""Mean-scale hyperprior (Minnen et al. 2018, "mbt2018-mean"): training and coding config.
+
+Presets (``--config configs/hyperprior.py:<preset>``):
+
+* ``tiny``: N=16, M=24, 64×64 crops, a few hundred steps: CPU tests and smoke runs (minutes).
+* ``paper``: N=128, M=192 (CompressAI quality 1–4), 256×256 crops, batch 16.
+* ``paper_hq``: N=192, M=320 (CompressAI quality 5–8).
+
+``lmbda`` weighs distortion as in CompressAI: ``loss = lmbda · 255² · MSE + bpp``; CompressAI's
+mbt2018-mean uses 0.0018, 0.0035, 0.0067, 0.0130 (N=128) and 0.0250, 0.0483, 0.0932, 0.1800
+(N=192). A non-empty ``lmbdas`` trains one variable-rate model with a learned gain vector per λ
+(``lmbda`` is then ignored); ``rate_index`` picks the λ when coding.
+"""
+
+from ml_collections import config_dict
+
+PRESETS = {
+    # name: (N, M, crop, batch, steps, warmup, eval_images)
+    "tiny": (16, 24, 64, 4, 300, 20, 2),
+    "paper": (128, 192, 256, 16, 1_000_000, 1000, 24),
+    "paper_hq": (192, 320, 256, 16, 1_000_000, 1000, 24),
+}
+
+
+def get_config(preset: str = "paper") -> config_dict.ConfigDict:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown hyperprior preset {preset!r}; choose one of "
+                         f"{', '.join(PRESETS)}")
+    n, m, crop, batch, steps, warmup, eval_images = PRESETS[preset]
+    c = config_dict.ConfigDict()
+    c.codec = "hyperprior"
+    c.preset = preset
+    c.model = config_dict.ConfigDict({"n": n, "m": m})
+    c.lmbda = 0.0130
+    c.lmbdas = ()
+    c.rate_index = 0
+    c.compute_dtype = "float32"  # or "bfloat16" (parameters stay float32)
+
+    c.data = "../shared/data/train"  # image folder / glob, or tfds:<name>[:split]
+    c.crop = crop
+    c.batch_size = batch
+    c.data_threads = 4
+    c.prefetch = 8
+    c.seed = 0
+
+    c.num_steps = steps
+    c.stop_at_step = 0  # > 0: stop (checkpointed) at this step; run again to continue
+    c.learning_rate = 1e-4
+    c.warmup_steps = warmup
+    c.end_lr_factor = 0.1
+    c.grad_clip = 1.0
+
+    c.log_every = 50
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.eval_every = 10_000  # 0: only at the end
+    c.eval_data = "../shared/data/kodak"
+    c.eval_images = eval_images
+    c.progress = True
+
+    c.checkpoint = ""  # encode/decode: a training workdir or its export/ directory
+    return c

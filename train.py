@@ -1,0 +1,43 @@
+"""Train a learned codec.
+
+    python train.py --config configs/hyperprior.py:tiny --workdir runs/tiny [--config.<key>=<value>]
+
+Resumes from the latest checkpoint in ``--workdir``. Multi-host: pass ``--distributed`` to call
+``jax.distributed.initialize()`` (cluster settings from the environment).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training config file (path[:preset]).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the export.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import jax
+
+    from nlc_jax.train import train_and_evaluate
+
+    if FLAGS.distributed:
+        jax.distributed.initialize()
+    logging.info("devices: %s", jax.devices())
+    try:
+        result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except ValueError as e:  # ConfigError, DataSpecError, CheckpointError, ImageReadError…
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    logging.info("finished at step %d: %s", result["step"], result["eval"] or result["train"])
+
+
+if __name__ == "__main__":
+    app.run(main)
