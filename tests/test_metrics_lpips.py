@@ -1,12 +1,9 @@
 """LPIPS (AlexNet and VGG) against the reference ``lpips`` package, and weight loading."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from metric_fixtures import REFERENCE, load_pair, record_id
 
-from nlc_jax.data.images import load_image
 from nlc_jax.metrics.inputs import MetricInputError
 from nlc_jax.metrics.lpips import (
     LpipsWeightsError,
@@ -14,9 +11,6 @@ from nlc_jax.metrics.lpips import (
     load_lpips_params,
     lpips,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = json.loads((ROOT / "tests/fixtures/metrics/reference.json").read_text())
 
 
 def _params(net):
@@ -32,33 +26,23 @@ def alex():
     return _params("alex")
 
 
-def _pair(record):
-    a = load_image(ROOT / record["original"])
-    b = load_image(ROOT / record["distorted"])
-    if record["crop"]:
-        t, l, h, w = record["crop"]
-        a, b = a[t:t + h, l:l + w], b[t:t + h, l:l + w]
-    return a, b
-
-
-@pytest.mark.parametrize("record", REFERENCE["pairs"], ids=lambda r: Path(r["distorted"]).stem
-                         + ("_odd_crop" if r["crop"] else ""))
+@pytest.mark.parametrize("record", REFERENCE["pairs"], ids=record_id)
 def test_lpips_alex_matches_reference(alex, record):
-    a, b = _pair(record)
+    a, b = load_pair(record)
     assert abs(float(lpips(a, b, alex)) - record["lpips_alex"]) < 1e-3
 
 
 def test_lpips_vgg_matches_reference():
     vgg = _params("vgg")
     records = [r for r in REFERENCE["pairs"] if not r["crop"]]
-    a = np.stack([_pair(r)[0] for r in records])
-    b = np.stack([_pair(r)[1] for r in records])
+    a = np.stack([load_pair(r)[0] for r in records])
+    b = np.stack([load_pair(r)[1] for r in records])
     np.testing.assert_allclose(np.asarray(lpips(a, b, vgg)),
                                [r["lpips_vgg"] for r in records], atol=1e-3)
 
 
 def test_lpips_identity_float_input_and_errors(alex):
-    a, b = _pair(REFERENCE["pairs"][0])
+    a, b = load_pair(REFERENCE["pairs"][0])
     assert float(lpips(a, a, alex)) == pytest.approx(0.0, abs=1e-6)
     assert float(lpips(a / 255.0, b / 255.0, alex, max_value=1.0)) == pytest.approx(
         REFERENCE["pairs"][0]["lpips_alex"], abs=1e-3)
@@ -76,7 +60,7 @@ def test_safetensors_weights_and_bad_files(alex, tmp_path):
              for i, w in enumerate(alex.lins)}
     save_file(flat, str(tmp_path / "alexnet.safetensors"))
     again = load_lpips_params("alex", tmp_path / "alexnet.safetensors")
-    a, b = _pair(REFERENCE["pairs"][1])
+    a, b = load_pair(REFERENCE["pairs"][1])
     assert float(lpips(a, b, again)) == pytest.approx(float(lpips(a, b, alex)), abs=1e-6)
 
     del flat["NetLinLayer_4/Conv_0/kernel"]

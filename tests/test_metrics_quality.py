@@ -4,31 +4,15 @@ The numbers in tests/fixtures/metrics/reference.json come from ``pytorch_msssim`
 ``lpips`` package (float64), produced by tools/make_metric_fixtures.py.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from metric_fixtures import REFERENCE, load_pair, record_id
 
-from nlc_jax.data.images import load_image
 from nlc_jax.metrics.inputs import MetricInputError
 from nlc_jax.metrics.ms_ssim import MIN_SIDE, ms_ssim, ms_ssim_db
 
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = json.loads((ROOT / "tests/fixtures/metrics/reference.json").read_text())
-
-
-def _pair(record):
-    a = load_image(ROOT / record["original"])
-    b = load_image(ROOT / record["distorted"])
-    if record["crop"]:
-        t, l, h, w = record["crop"]
-        a, b = a[t:t + h, l:l + w], b[t:t + h, l:l + w]
-    return a, b
-
-
-PAIRS = [(_pair(r), r) for r in REFERENCE["pairs"]]
-IDS = [Path(r["distorted"]).stem + ("_odd_crop" if r["crop"] else "") for r in REFERENCE["pairs"]]
+PAIRS = [(load_pair(r), r) for r in REFERENCE["pairs"]]
+IDS = [record_id(r) for r in REFERENCE["pairs"]]
 
 
 @pytest.mark.parametrize("pair,record", PAIRS, ids=IDS)

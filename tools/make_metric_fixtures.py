@@ -132,8 +132,8 @@ def main() -> None:
         if not dst_path.exists():
             distort(ref, kind).save(dst_path)
         arrays.append((np.asarray(ref), np.asarray(Image.open(dst_path).convert("RGB"))))
-    t, l, h, w = ODD_CROP
-    odd = (arrays[0][0][t:t + h, l:l + w], arrays[0][1][t:t + h, l:l + w])
+    top, left, h, w = ODD_CROP
+    odd = (arrays[0][0][top:top + h, left:left + w], arrays[0][1][top:top + h, left:left + w])
 
     def to_torch(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x.astype(np.float64)).permute(2, 0, 1)[None]
@@ -169,7 +169,7 @@ def main() -> None:
             return float(lpips_models[net](to_torch(a) / 127.5 - 1.0, to_torch(b) / 127.5 - 1.0))
 
     records = []
-    for (sample, kind, name), (a, b) in zip(PAIRS, arrays, strict=True):
+    for (sample, _, name), (a, b) in zip(PAIRS, arrays, strict=True):
         records.append({"original": f"samples/{sample}", "distorted": f"tests/fixtures/metrics/{name}",
                         "crop": None, "ms_ssim": msssim(a, b), "lpips_alex": lp("alex", a, b),
                         "lpips_vgg": lp("vgg", a, b)})
