@@ -46,6 +46,7 @@ from nlc_jax.metrics.rd import METRICS, Curve, RDFileError, make_curve, read_tsv
 
 PLOTS = {"psnr_db": "rd_psnr.png", "ms_ssim_db": "rd_ms_ssim.png", "lpips": "rd_lpips.png"}
 BD_METRICS = ("psnr_db", "ms_ssim_db", "lpips")
+_LPIPS_NOTE = {"alex": "(AlexNet)", "vgg": "(VGG-16)"}
 
 
 class EvalError(ValueError):
@@ -336,7 +337,7 @@ def run(args: argparse.Namespace) -> str:
             entry = bd.get(metric, {})
             plot_rd(curves, metric, out / fname, bd_rates=entry.get("bd_rate"),
                     bd_anchor=entry.get("anchor"), dataset=dataset,
-                    metric_note=f"({args.lpips})" if metric == "lpips" else "")
+                    metric_note=_LPIPS_NOTE.get(args.lpips, "") if metric == "lpips" else "")
     summary = {
         "originals": str(args.originals), "images": image_list,
         "lpips_net": args.lpips,

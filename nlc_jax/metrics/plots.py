@@ -10,10 +10,11 @@ import numpy as np
 from nlc_jax.metrics.rd import Curve
 
 AXIS_LABELS = {
-    "psnr_db": "PSNR (RGB) [dB] ↑",
-    "ms_ssim_db": "MS-SSIM [dB] = −10·log₁₀(1 − MS-SSIM) ↑",
-    "lpips": "LPIPS ↓",
+    "psnr_db": "PSNR (RGB) [dB]",
+    "ms_ssim_db": "MS-SSIM [dB] = −10·log₁₀(1 − MS-SSIM)",
+    "lpips": "LPIPS",
 }
+BETTER = {"psnr_db": "↑", "ms_ssim_db": "↑", "lpips": "↓"}
 TITLES = {"psnr_db": "PSNR", "ms_ssim_db": "MS-SSIM", "lpips": "LPIPS"}
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
@@ -54,7 +55,8 @@ def plot_rd(curves: Sequence[Curve], metric: str, path: str | os.PathLike, *,
                 color=colors[i % len(colors)],
                 markersize=4.5, linewidth=1.6, label=label)
     ax.set_xlabel("Rate [bits per pixel]")
-    ax.set_ylabel(AXIS_LABELS[metric] + (f" {metric_note}" if metric_note else ""))
+    note = f" {metric_note}" if metric_note else ""
+    ax.set_ylabel(f"{AXIS_LABELS[metric]}{note} {BETTER[metric]}")
     title = TITLES[metric] + (f" — {dataset}" if dataset else "")
     if bd_anchor:
         title += f"\nBD-rate vs {bd_anchor}"
