@@ -134,3 +134,16 @@ def test_eval_fid_kid_on_patches(tmp_path, capsys):
     assert low["patches"] == high["patches"] == 2  # one 256-px patch per 256x256 image
     assert low["fid"] > high["fid"] >= 0  # heavier compression, larger feature distance
     assert "FID (256-px patches)" in out
+
+
+def test_coolchic_reference_tsv_gives_its_published_kodak_means():
+    from nlc_jax.metrics.rd import make_curve, read_tsv
+    tsv = ROOT.parent / "shared/reference/coolchic-5.0.1-kodak.tsv"
+    if not tsv.exists():
+        pytest.skip("../shared/reference not available")
+    curve = make_curve(read_tsv(tsv), "coolchic-5.0.1-kodak", [f"kodim{i:02d}" for i in range(1, 25)])
+    # Means stated in shared/reference/README.md (from Cool-chic's results/v5.0).
+    np.testing.assert_allclose(curve.bpp, [0.084, 0.219, 0.482, 0.759, 1.357], atol=6e-4)
+    np.testing.assert_allclose(curve.values["psnr_db"], [27.44, 30.86, 34.52, 37.25, 41.17],
+                               atol=6e-3)
+    assert curve.points == ("0.02", "0.004", "0.001", "0.0004", "0.0001")
