@@ -30,7 +30,12 @@ import numpy as np
 from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import IMAGE_SUFFIXES, ImageReadError, list_images, load_image
 from nlc_jax.metrics.bd import BDError, bd_psnr, bd_rate
-from nlc_jax.metrics.classic_codecs import CODECS, DEFAULT_QUALITIES, encode_decode
+from nlc_jax.metrics.classic_codecs import (
+    CODECS,
+    DEFAULT_QUALITIES,
+    DISPLAY_NAMES,
+    encode_decode,
+)
 from nlc_jax.metrics.fid import extract_patches, fid, kid
 from nlc_jax.metrics.inception import (
     InceptionWeightsError,
@@ -173,10 +178,10 @@ def classic_records(codec: str, qualities: list[int], originals: dict[str, np.nd
         n_pixels = original.shape[0] * original.shape[1]
         for q in qualities:
             decoded, size = encode_decode(original, codec, q)
-            records.append({"codec": codec, "point": f"q{q}", "image": name,
+            records.append({"codec": DISPLAY_NAMES[codec], "point": f"q{q}", "image": name,
                             "bpp": size * 8 / n_pixels} | measure(original, decoded, lpips_params))
             if patches is not None:
-                patches.add((codec, f"q{q}"), name, decoded)
+                patches.add((DISPLAY_NAMES[codec], f"q{q}"), name, decoded)
     return records
 
 
@@ -320,7 +325,7 @@ def run(args: argparse.Namespace) -> str:
         warnings.warn(f"no complete RD point over the common images for: {', '.join(empty)}",
                       stacklevel=2)
     curves = [c for c in curves if len(c.points)]
-    bd = bd_table(curves, anchor_names + classic)
+    bd = bd_table(curves, anchor_names + [DISPLAY_NAMES[c] for c in classic])
     fid_scores = {}
     if patches is not None:
         reference = {n: patches.of(originals[n]) for n in image_list}

@@ -67,7 +67,7 @@ def test_eval_end_to_end(setup, capsys):
     assert bd["anchor"] == "slowcodec"
     # Same per-image PSNRs as the anchor at 0.9x its rate: exactly -10%.
     assert bd["bd_rate"]["mycodec"] == pytest.approx(-10.0, abs=1e-4)
-    assert summary["bd"]["ms_ssim_db"]["anchor"] == "jpeg"  # the TSV anchor has no MS-SSIM
+    assert summary["bd"]["ms_ssim_db"]["anchor"] == "JPEG (Pillow)"  # the TSV anchor has no MS-SSIM
     curve = summary["curves"]["mycodec"]
     assert curve["points"] == ["q30", "q80"] and all(np.isfinite(curve["ms_ssim"]))
     assert "| mycodec | q30 |" in captured.out and "BD-rate PSNR vs slowcodec" in captured.out

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 CODECS = ("jpeg", "webp")
+DISPLAY_NAMES = {"jpeg": "JPEG (Pillow)", "webp": "WebP (Pillow)"}
 DEFAULT_QUALITIES = (5, 10, 20, 30, 50, 70, 85, 95)
 
 
