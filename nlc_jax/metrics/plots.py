@@ -48,9 +48,10 @@ def plot_rd(curves: Sequence[Curve], metric: str, path: str | os.PathLike, *,
             continue
         label = curve.codec
         if curve.codec == bd_anchor:
-            label += " (anchor)"
+            label += " — anchor"
         elif curve.codec in bd_rates and np.isfinite(bd_rates[curve.codec]):
-            label += f" (BD-rate {bd_rates[curve.codec]:+.1f}%)"
+            number = f"{bd_rates[curve.codec]:+.1f}".replace("-", "\u2212")
+            label += f" — BD-rate {number}%"
         ax.plot(curve.bpp, curve.values[metric], marker=_MARKERS[i % len(_MARKERS)],
                 color=colors[i % len(colors)],
                 markersize=4.5, linewidth=1.6, label=label)
