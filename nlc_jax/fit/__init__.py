@@ -1,0 +1,20 @@
+"""Batched fitting engine for overfitted codecs (see ``docs/fit.md``).
+
+API:
+
+* :func:`fit_batch(codec, targets, masks, lmbdas, seeds, *, mesh, options, on_progress,
+  checkpoint) <nlc_jax.fit.engine.fit_batch>`: fit ``B`` codecs at once. ``targets``
+  ``[B, H, W, C]`` float32 (one padded shape), ``masks`` ``[B, H, W]``, ``lmbdas`` ``[B]``,
+  ``seeds`` ``[B]``. Returns a :class:`BatchFit` (``params`` leaves ``[B, ...]``: best iterate of
+  the best candidate; ``eval_loss``, ``aux`` (``mse``/``bpp``/``psnr_db`` from
+  ``codec.eval_loss``), ``nan_steps``, ``restarts``, ``failed``: all ``[B]``).
+* :class:`Engine`: the compiled, vmapped/shard_mapped functions; reuse one across batches.
+* :func:`make_mesh`: 1-D ``("fits",)`` device mesh for ``jax.shard_map``.
+* :func:`encode_images <nlc_jax.fit.pipeline.encode_images>`: whole-dataset encoding (shape
+  buckets, λ sweeps, checkpoint/resume, atomic ``.nlc`` writes, ``results.tsv``); used by
+  ``encode.py``.
+"""
+
+from nlc_jax.fit.engine import BatchFit, Engine, FitOptions, FitState, Progress, fit_batch, make_mesh
+
+__all__ = ["BatchFit", "Engine", "FitOptions", "FitState", "Progress", "fit_batch", "make_mesh"]

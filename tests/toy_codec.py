@@ -1,0 +1,128 @@
+"""A tiny but real overfitted codec used to test the batched fitting engine.
+
+Per fit: a latent grid ``[H, W, 2]`` (one latent per pixel), a 1×1 synthesis ``2 → 3`` and a
+factorized Laplace rate model with one learned scale per latent channel. Training uses additive
+uniform noise (phases ``warmup``/``main``) or straight-through rounding (``final``); evaluation
+rounds. The file stores the rounded latents (zlib) and the synthesis weights (float32), so
+``decode`` reproduces ``finalize``'s reconstruction exactly. It implements
+:class:`nlc_jax.codecs.base.OverfittedCodec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nlc_jax.codecs.base import EncodeResult, Phase
+
+LATENT_CHANNELS = 2
+
+
+def _laplace_bits(y: jax.Array, log_scale: jax.Array) -> jax.Array:
+    """Bits of integer-binned ``y`` under a zero-mean Laplace of scale ``exp(log_scale)``."""
+    b = jnp.exp(log_scale)
+
+    def cdf(x):
+        return jnp.where(x < 0, 0.5 * jnp.exp(x / b), 1.0 - 0.5 * jnp.exp(-x / b))
+
+    p = jnp.maximum(cdf(y + 0.5) - cdf(y - 0.5), 1e-9)
+    return -jnp.log2(p)
+
+
+def _synthesize(latents, w, bias):
+    return latents @ w + bias
+
+
+@dataclasses.dataclass
+class ToyCodec:
+    """Toy overfitted codec. ``steps`` sets the length of the main phase."""
+
+    steps: int = 40
+    candidates: int = 2
+    lr: float = 0.05
+    nan_after: int | None = None  # make fits whose λ > 1 diverge after this many steps (tests)
+    name: str = "toy"
+
+    def recipe(self) -> list[Phase]:
+        return [Phase("warmup", max(1, self.steps // 4), keep=1),
+                Phase("main", self.steps),
+                Phase("final", max(1, self.steps // 4), reset_optimizer=False)]
+
+    @property
+    def n_candidates(self) -> int:
+        return self.candidates
+
+    def prepare_target(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, np.float32) / 255.0
+
+    def init(self, rng, target_shape, lmbda):
+        h, w, c = target_shape
+        k1, k2 = jax.random.split(rng)
+        return {
+            "latents": jax.random.normal(k1, (h, w, LATENT_CHANNELS)) * 0.5,
+            "w": jax.random.normal(k2, (LATENT_CHANNELS, c)) * 0.1,
+            "b": jnp.full((c,), 0.5),
+            "log_scale": jnp.zeros((LATENT_CHANNELS,)),
+        }
+
+    def optimizer(self, phase: Phase) -> optax.GradientTransformation:
+        lr = self.lr * (0.2 if phase.name == "final" else 1.0)
+        return optax.adam(optax.cosine_decay_schedule(lr, max(phase.steps, 1), 0.1))
+
+    def _loss(self, params, target, mask, lmbda, latents):
+        recon = _synthesize(latents, params["w"], params["b"])
+        n = jnp.maximum(jnp.sum(mask), 1.0)
+        mse = jnp.sum(mask[..., None] * jnp.square(recon - target)) / (n * target.shape[-1])
+        bits = jnp.sum(mask[..., None] * _laplace_bits(latents, params["log_scale"]))
+        bpp = bits / n
+        loss = mse + lmbda * bpp
+        psnr = -10.0 * jnp.log10(jnp.maximum(mse, 1e-12))
+        return loss, {"mse": mse, "bpp": bpp, "psnr_db": psnr}
+
+    def loss(self, params, target, mask, lmbda, phase, progress, rng):
+        y = params["latents"]
+        if phase.name == "final":
+            y = y + jax.lax.stop_gradient(jnp.round(y) - y)
+        else:
+            y = y + jax.random.uniform(rng, y.shape, minval=-0.5, maxval=0.5)
+        loss, aux = self._loss(params, target, mask, lmbda, y)
+        if self.nan_after is not None:
+            loss = jnp.where((lmbda > 1.0) & (progress > 0.5), jnp.nan, loss)
+        return loss, aux
+
+    def eval_loss(self, params, target, mask, lmbda):
+        return self._loss(params, target, mask, lmbda, jnp.round(params["latents"]))
+
+    def finalize(self, params, target, image, lmbda) -> EncodeResult:
+        h, w, _ = target.shape
+        q = np.clip(np.round(np.asarray(params["latents"])[:h, :w]), -127, 127).astype(np.int8)
+        wts = np.asarray(params["w"], np.float32)
+        bias = np.asarray(params["b"], np.float32)
+        data = (b"TOY1" + struct.pack("<II", h, w) + wts.tobytes() + bias.tobytes()
+                + zlib.compress(q.tobytes(), 9))
+        recon = self.decode(data)
+        mse = float(np.mean((recon.astype(np.float64) - image) ** 2))
+        return EncodeResult(data, recon, {"psnr_db": 10 * np.log10(255.0**2 / max(mse, 1e-12)),
+                                          "mac_per_pixel": 6.0})
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if data[:4] != b"TOY1":
+            raise ValueError("not a toy-codec file")
+        h, w = struct.unpack("<II", data[4:12])
+        nw = LATENT_CHANNELS * 3
+        wts = np.frombuffer(data[12:12 + 4 * nw], np.float32).reshape(LATENT_CHANNELS, 3)
+        bias = np.frombuffer(data[12 + 4 * nw:12 + 4 * nw + 12], np.float32)
+        q = np.frombuffer(zlib.decompress(data[24 + 4 * nw:]), np.int8).reshape(h, w, -1)
+        recon = _synthesize(q.astype(np.float32), wts, bias)
+        return np.clip(np.round(recon * 255.0), 0, 255).astype(np.uint8)
+
+
+def make(config) -> ToyCodec:
+    """Registry-style factory: ``config.steps`` (optional)."""
+    return ToyCodec(steps=int(config.get("steps", 40)))
