@@ -36,17 +36,16 @@ def _gaussian_1d(size: int = WINDOW, sigma: float = SIGMA) -> np.ndarray:
 
 
 def _blur(x: jax.Array) -> jax.Array:
-    """Separable Gaussian filter, valid region only: ``[N, H, W, K]`` → ``[N, H-10, W-10, K]``."""
-    k = x.shape[-1]
-    g = jnp.asarray(_gaussian_1d())
-    dn = ("NHWC", "HWIO", "NHWC")
-    kh = jnp.tile(g.reshape(WINDOW, 1, 1, 1), (1, 1, 1, k))
-    kw = jnp.tile(g.reshape(1, WINDOW, 1, 1), (1, 1, 1, k))
-    x = jax.lax.conv_general_dilated(x, kh, (1, 1), "VALID", dimension_numbers=dn,
-                                     feature_group_count=k, precision=jax.lax.Precision.HIGHEST)
-    return jax.lax.conv_general_dilated(x, kw, (1, 1), "VALID", dimension_numbers=dn,
-                                        feature_group_count=k,
-                                        precision=jax.lax.Precision.HIGHEST)
+    """Separable Gaussian filter, valid region only: ``[N, H, W, K]`` → ``[N, H-10, W-10, K]``.
+
+    Written as 11 shifted, weighted sums per axis: on CPU this is far faster than XLA's grouped
+    convolution, and exact in float32.
+    """
+    g = _gaussian_1d()
+    h = x.shape[1] - WINDOW + 1
+    x = sum(float(g[k]) * x[:, k:k + h] for k in range(WINDOW))
+    w = x.shape[2] - WINDOW + 1
+    return sum(float(g[k]) * x[:, :, k:k + w] for k in range(WINDOW))
 
 
 def _ssim_terms(x: jax.Array, y: jax.Array, data_range: float) -> tuple[jax.Array, jax.Array]:
