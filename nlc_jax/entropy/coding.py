@@ -120,19 +120,19 @@ def snap_probabilities(probs: np.ndarray) -> np.ndarray:
     return np.maximum(np.rint(probs * COUNT_TOTAL), 1.0).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quantized_family(family: str, bound: int):
     model = constriction.stream.model
     cls = model.QuantizedLaplace if family == "laplace" else model.QuantizedGaussian
     return cls(-bound, bound)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _categorical_family():
     return constriction.stream.model.Categorical(perfect=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _uniform_family():
     return constriction.stream.model.Uniform()
 
