@@ -19,6 +19,7 @@ are against the first anchor that has the metric.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import sys
@@ -115,8 +116,6 @@ def _rates_tsv(folder: Path, n_pixels: dict[str, int]) -> dict[str, float]:
     path = folder / "rates.tsv"
     if not path.is_file():
         return {}
-    import csv
-
     rates = {}
     for row in csv.DictReader(path.read_text().splitlines(), delimiter="\t"):
         try:
