@@ -88,11 +88,11 @@ def _decode_nlc(path: Path) -> np.ndarray:
     """Decode a ``.nlc`` file with the codec its container names (lazy registry import)."""
     from nlc_jax.codecs import registry
 
-    decode = getattr(registry, "decode", None)
+    decode = getattr(registry, "decode_bytes", None)
     if decode is None:
         raise EvalError(
             f"{path}: this build cannot decode .nlc files (nlc_jax.codecs.registry has no "
-            "decode(data) lookup by codec id); give decoded PNGs beside the .nlc files instead")
+            "decode_bytes(data) lookup by codec id); give decoded PNGs beside the .nlc files")
     try:
         return np.asarray(decode(path.read_bytes()), np.uint8)
     except ValueError as e:
