@@ -13,6 +13,7 @@ from typing import Any
 # name -> "module:factory"; imported lazily so that loading one codec never imports the others.
 _FACTORIES: dict[str, str] = {
     "coolchic": "nlc_jax.codecs.coolchic:make_codec",
+    "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
 }
 
 
