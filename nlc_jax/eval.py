@@ -86,8 +86,11 @@ def measure(original: np.ndarray, decoded: np.ndarray, lpips_params) -> dict[str
 
 def _decode_nlc(path: Path) -> np.ndarray:
     """Decode a ``.nlc`` file with the codec its container names (lazy registry import)."""
-    from nlc_jax.codecs import registry
-
+    try:
+        from nlc_jax.codecs import registry
+    except ImportError as e:
+        raise EvalError(f"{path}: cannot decode .nlc files, the codec registry does not load "
+                        f"({e})") from None
     decode = getattr(registry, "decode_bytes", None)
     if decode is None:
         raise EvalError(
