@@ -1,0 +1,58 @@
+"""Decode ``.nlc`` files to PNG: ``python decode.py <file.nlc | directory> --output <png | dir>``.
+
+The codec is the one named inside each file (``nlc_jax.codecs.registry``). A corrupt, truncated
+or unreadable file prints one line and the batch goes on; the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from nlc_jax.bitstream.errors import BitstreamError  # noqa: E402
+from nlc_jax.codecs.registry import decode_bytes  # noqa: E402
+from nlc_jax.data.images import save_png  # noqa: E402
+
+
+def _jobs(source: Path, output: Path) -> list[tuple[Path, Path]]:
+    """(input file, output PNG) pairs."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix == ".nlc" and p.is_file())
+        if not files:
+            raise SystemExit(f"decode.py: no .nlc files in {source}")
+        if output.suffix.lower() == ".png":
+            raise SystemExit("decode.py: --output must be a directory when decoding a directory")
+        return [(f, output / f"{f.stem}.png") for f in files]
+    if output.suffix.lower() == ".png":
+        return [(source, output)]
+    return [(source, output / f"{source.stem}.png")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input", type=Path, help=".nlc file or directory of .nlc files")
+    parser.add_argument("--output", type=Path, required=True, help="PNG file or directory")
+    args = parser.parse_args(argv)
+    failed = 0
+    for src, dst in _jobs(args.input, args.output):
+        start = time.perf_counter()
+        try:
+            image = decode_bytes(src.read_bytes())
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save_png(dst, image)
+        except (BitstreamError, OSError) as err:
+            print(f"decode.py: {src}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        h, w = image.shape[:2]
+        print(f"{src} -> {dst} ({w}x{h}, {time.perf_counter() - start:.2f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

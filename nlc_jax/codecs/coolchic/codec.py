@@ -1,0 +1,257 @@
+"""The COOL-CHIC codec: :class:`~nlc_jax.codecs.base.OverfittedCodec` functions and the bitstream.
+
+Fitting (pure, vmapped by ``nlc_jax.fit``): parameters are ``{"latents": (grid_0, …),
+"arm", "upsampling", "synthesis"}``; latents are ``round(gain · grid_i)`` with the phase's
+quantization proxy; loss = MSE on [0, 1] RGB + λ · bpp (latent bits from the float ARM over the
+valid pixels). Padded positions are zeroed in every grid, so they cost no bits, add no
+distortion and leave the valid region exactly as the decoder computes it at the true size.
+
+File (``.nlc`` container, codec ``coolchic``): ``HEADER`` (architecture), ``NETWORKS``
+(``param_coding``: per-group power-of-two steps, Exp-Golomb codes), ``LATENTS`` (range coded
+with the integer ARM, wavefront order).
+
+Exactness: the latents and every network integer decode bit-exactly on any machine (integer
+ARM, snapped coder parameters). The pixels are computed by the one numpy float32 function
+:func:`reconstruct`, which ``finalize`` itself calls on the decoded values, so ``decode`` returns
+exactly ``finalize``'s reconstruction on a machine with the same numpy/BLAS; another BLAS may
+change a pixel by ±1 where a float32 value falls within rounding error of a .5 boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
+from nlc_jax.bitstream.container import SectionType, read_container, write_container
+from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.codecs.base import EncodeResult, Phase
+from nlc_jax.codecs.coolchic.arch import (
+    Arch,
+    ArchError,
+    Layer,
+    init_networks,
+    level_shape,
+    mac_per_pixel,
+)
+from nlc_jax.codecs.coolchic.arm import arm_float
+from nlc_jax.codecs.coolchic.latent_coding import (
+    decode_latents,
+    encode_latents,
+    stripe_context_mask,
+)
+from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.entropy import param_coding
+from nlc_jax.entropy.context import causal_offsets, extract_context
+from nlc_jax.entropy.distributions import bits, laplace_pmf
+from nlc_jax.entropy.quantization import quantize
+from nlc_jax.metrics.psnr import psnr
+
+NETWORKS = ("arm", "upsampling", "synthesis")
+HEADER_VERSION = 1
+
+
+def encoder_gain(lmbda, fixed: float = 0.0):
+    """Latent gain: ``fixed`` if non-zero, else Cool-chic's 16 / 20 (λ < 5e-4) / 24 (λ < 2e-4)."""
+    if fixed:
+        return fixed
+    return jnp.where(lmbda < 2e-4, 24.0, jnp.where(lmbda < 5e-4, 20.0, 16.0))
+
+
+def reconstruct(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
+    """Decoded integer grids and dequantized networks → ``[H, W, 3]`` uint8 (numpy float32)."""
+    nets = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), nets)
+    feats = upsample([np.asarray(z, np.float32) for z in latents], nets["upsampling"], np)
+    x = synthesize(feats, nets["synthesis"], arch, np)
+    return np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
+
+
+def _write_header(arch: Arch) -> bytes:
+    w = ByteWriter().fixed("u8", HEADER_VERSION)
+    w.uvarint(arch.n_levels).uvarint(arch.arm_context).uvarint(arch.arm_hidden_layers)
+    w.uvarint(len(arch.synthesis))
+    for layer in arch.synthesis:
+        w.uvarint(layer.out).fixed("u8", layer.kernel)
+        w.fixed("u8", int(layer.residual) | int(layer.relu) << 1)
+    return w.getvalue()
+
+
+def _read_header(data: bytes) -> Arch:
+    r = ByteReader(data, "coolchic header")
+    if r.fixed("u8") != HEADER_VERSION:
+        raise BitstreamError("coolchic header: unsupported version")
+    n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
+    layers = []
+    for _ in range(r.uvarint(32)):
+        out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
+        if kernel not in (1, 3) or flags > 3:
+            raise BitstreamError("coolchic header: invalid synthesis layer")
+        layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
+    r.expect_end()
+    try:
+        return Arch(n_levels, ctx, hidden, tuple(layers))
+    except ArchError as err:
+        raise BitstreamError(f"coolchic header: {err}") from None
+
+
+def _template(arch: Arch) -> dict:
+    """Zero networks with the shapes of ``arch`` (numpy), for decoding weights."""
+    shapes = jax.eval_shape(functools.partial(init_networks, arch=arch), jax.random.key(0))
+    return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), shapes)
+
+
+class CoolChic:
+    """COOL-CHIC 5-style overfitted codec (see the module docstring)."""
+
+    name = "coolchic"
+
+    def __init__(self, config=None):
+        """``config`` from ``configs/coolchic.py``; ``None`` gives a decode-only codec (a file
+        carries its own architecture)."""
+        self.config = config
+        if config is not None:
+            self.arch = Arch.from_config(config.model)
+            self.offsets = causal_offsets(self.arch.arm_context)
+
+    # ---- recipe -------------------------------------------------------------------------
+    @property
+    def n_candidates(self) -> int:
+        return int(self.config.recipe.n_candidates)
+
+    def recipe(self) -> list[Phase]:
+        r = self.config.recipe
+        w = int(r.warmup_steps)
+        main = int(r.n_itr) - int(r.final_steps) - (self.n_candidates + 2) * w
+        if main < 1:
+            raise ValueError(f"coolchic recipe: n_itr={r.n_itr} leaves no main phase after "
+                             f"{self.n_candidates}+2 warm-ups of {w} and {r.final_steps} final "
+                             "steps")
+        return [Phase("warmup", w, keep=min(2, self.n_candidates)),
+                Phase("warmup2", w, keep=1, reset_optimizer=False),
+                Phase("main", main),
+                Phase("final", int(r.final_steps))]
+
+    def optimizer(self, phase: Phase) -> optax.GradientTransformation:
+        r = self.config.recipe
+        if phase.name == "main":
+            lr = optax.cosine_decay_schedule(r.lr, max(phase.steps, 1), alpha=r.min_lr / r.lr)
+        else:
+            lr = r.final_lr if phase.name == "final" else r.lr
+        return optax.multi_transform(
+            {"latents": optax.adam(lr),
+             "nets": optax.chain(optax.clip_by_global_norm(r.grad_clip), optax.adam(lr))},
+            lambda params: {k: ("latents" if k == "latents" else "nets") for k in params})
+
+    # ---- fitting ------------------------------------------------------------------------
+    def prepare_target(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, np.float32) / 255.0
+
+    def init(self, rng: jax.Array, target_shape: tuple[int, int, int], lmbda: jax.Array) -> dict:
+        h, w = target_shape[:2]
+        latents = tuple(jnp.zeros(level_shape(h, w, i), jnp.float32)
+                        for i in range(self.arch.n_levels))
+        return {"latents": latents, **init_networks(rng, self.arch)}
+
+    def _forward(self, params: dict, target: jax.Array, mask: jax.Array, lmbda: jax.Array,
+                 quant) -> tuple[jax.Array, dict]:
+        gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
+        masks = [mask[::2 ** i, ::2 ** i] for i in range(self.arch.n_levels)]
+        latents = [quant(i, z * gain) * m for i, (z, m) in enumerate(zip(params["latents"], masks))]
+        total_bits = 0.0
+        for z, m in zip(latents, masks, strict=True):
+            ctx = extract_context(z, self.offsets) * stripe_context_mask(z.shape[0], self.offsets)
+            loc, scale = arm_float(ctx, params["arm"], self.arch.arm_hidden_layers)
+            total_bits = total_bits + jnp.sum(bits(laplace_pmf(z, loc, scale)) * m)
+        feats = upsample(latents, params["upsampling"], jnp, masks)
+        x = synthesize(feats, params["synthesis"], self.arch, jnp, mask)
+        n_pixels = jnp.maximum(jnp.sum(mask), 1.0)
+        mse = jnp.sum(jnp.square(x - target) * mask[..., None]) / (3.0 * n_pixels)
+        bpp = total_bits / n_pixels
+        loss = mse + lmbda * bpp
+        aux = {"mse": mse, "bpp": bpp, "psnr_db": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
+        return loss, aux
+
+    def loss(self, params, target, mask, lmbda, phase: Phase, progress, rng):
+        r = self.config.recipe
+        if phase.name == "final":
+            mode, temp, noise = "ste", 0.0, 0.0
+        elif phase.name == "main":
+            temp = r.temperature[0] + (r.temperature[1] - r.temperature[0]) * progress
+            noise = r.noise[0] + (r.noise[1] - r.noise[0]) * progress
+            mode = "softround_noise"
+        else:
+            mode, temp, noise = "softround_noise", r.temperature[0], r.noise[0]
+        keys = jax.random.split(rng, self.arch.n_levels)
+
+        def quant(i, x):
+            return quantize(x, mode, keys[i], temp, noise)
+        return self._forward(params, target, mask, lmbda, quant)
+
+    def eval_loss(self, params, target, mask, lmbda):
+        return self._forward(params, target, mask, lmbda,
+                             lambda i, x: quantize(x, "round", None, 0.0, 0.0))
+
+    # ---- bitstream ----------------------------------------------------------------------
+    def finalize(self, params, target: np.ndarray, image: np.ndarray,
+                 lmbda: float) -> EncodeResult:
+        h, w = image.shape[:2]
+        arch = self.arch
+        gain = float(encoder_gain(lmbda, float(self.config.model.encoder_gain)))
+        grids = [np.rint(np.asarray(z, np.float32)[:lh, :lw] * np.float32(gain))
+                 .astype(np.int64) for z, (lh, lw) in
+                 zip(params["latents"], [level_shape(h, w, i) for i in range(arch.n_levels)])]
+        nets = {k: jax.tree_util.tree_map(np.asarray, params[k]) for k in NETWORKS}
+
+        # Per-group step search: distortion + λ · latent bpp (float ARM, hard latents).
+        mask = jnp.ones((h, w), jnp.float32)
+        z_float = tuple(jnp.asarray(g, jnp.float32) / gain for g in grids)
+        eval_fn = jax.jit(lambda n: self.eval_loss({"latents": z_float, **n},
+                                                   jnp.asarray(target), mask, lmbda)[0])
+        exps, _ = param_coding.search_steps(nets, lambda n: float(eval_fn(n)), lmbda, h * w)
+        qnets = param_coding.quantize(nets, exps)
+        deq = param_coding.dequantize(qnets, exps)
+        arm_exps = {"weight": exps["arm/weight"], "bias": exps["arm/bias"]}
+
+        latent_bytes = encode_latents(grids, self.offsets, qnets["arm"], arm_exps,
+                                      arch.arm_hidden_layers)
+        param_bytes = param_coding.encode_params(qnets, exps)
+        data = write_container(self.name, h, w, 3, 8, [
+            (SectionType.HEADER, _write_header(arch)),
+            (SectionType.NETWORKS, param_bytes),
+            (SectionType.LATENTS, latent_bytes)])
+        recon = reconstruct(grids, deq, arch)
+        n = h * w
+        info = {"bpp": 8.0 * len(data) / n, "psnr_db": float(psnr(image, recon)),
+                "latent_bpp": 8.0 * len(latent_bytes) / n,
+                "network_bpp": 8.0 * len(param_bytes) / n,
+                "mac_per_pixel": mac_per_pixel(arch)}
+        return EncodeResult(data=data, reconstruction=recon, info=info)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        c = read_container(data)
+        if c.codec != self.name:
+            raise BitstreamError(f"not a coolchic file (codec {c.codec!r})")
+        if c.channels != 3 or c.bit_depth != 8:
+            raise BitstreamError("coolchic files hold 8-bit RGB images")
+        arch = _read_header(c.section(SectionType.HEADER))
+        qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS), _template(arch))
+        missing = {"arm/weight", "arm/bias"} - set(exps)
+        if missing:
+            raise BitstreamError("coolchic file: ARM weights missing")
+        shapes = [level_shape(c.height, c.width, i) for i in range(arch.n_levels)]
+        grids = decode_latents(c.section(SectionType.LATENTS), shapes,
+                               causal_offsets(arch.arm_context), qnets["arm"],
+                               {"weight": exps["arm/weight"], "bias": exps["arm/bias"]},
+                               arch.arm_hidden_layers)
+        return reconstruct(grids, param_coding.dequantize(qnets, exps), arch)
+
+
+def make_codec(config=None) -> CoolChic:
+    """Registry factory; ``config=None`` gives a decode-only codec."""
+    return CoolChic(config)
+
+

@@ -1,0 +1,219 @@
+"""COOL-CHIC codec: architecture, masking, integer ARM, learning, bit-exact files, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from coolchic_helpers import get_config, random_params, smooth_image
+
+from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.codecs import registry
+from nlc_jax.codecs.base import OverfittedCodec, Phase
+from nlc_jax.codecs.coolchic import Arch, ArchError, CoolChic, mac_per_pixel
+from nlc_jax.codecs.coolchic.arch import Layer, init_networks, level_shape
+from nlc_jax.codecs.coolchic.arm import arm_int
+from nlc_jax.codecs.coolchic.latent_coding import (
+    decode_latents,
+    encode_latents,
+    stripe_context_mask,
+)
+from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.entropy import param_coding
+from nlc_jax.entropy.coding import snap_params
+from nlc_jax.entropy.context import causal_offsets
+
+
+def _codec(preset="fast", **recipe):
+    config = get_config(preset)
+    for k, v in recipe.items():
+        config.recipe[k] = v
+    return CoolChic(config)
+
+
+def _quantized_arm(arch: Arch, seed: int = 0, k: int = 8):
+    nets = init_networks(jax.random.key(seed), arch)
+    rng = np.random.default_rng(seed)
+    arm = jax.tree_util.tree_map(
+        lambda a: np.asarray(a) + 0.3 * rng.standard_normal(a.shape).astype(np.float32),
+        nets["arm"])
+    exps = {"arm/weight": k, "arm/bias": k}
+    return param_coding.quantize({"arm": arm}, exps)["arm"], {"weight": k, "bias": k}
+
+
+def test_presets_mac_per_pixel():
+    macs = {p: mac_per_pixel(Arch.from_config(get_config(p).model))
+            for p in ("fast", "lop", "mop", "hop")}
+    assert macs["lop"] < macs["mop"] < macs["hop"]
+    assert 1800 <= macs["hop"] <= 2300          # Cool-chic HOP: 1943 MAC/pixel
+    assert 350 <= macs["lop"] <= 600            # Cool-chic LOP: 482
+    assert macs["fast"] < 600
+    # hand count of a tiny architecture: ARM (0·4·4 + 2·4)·(1 + 1/4), upsampling 8 + 14/4,
+    # synthesis 2·3 (1x1) + 3·3·9 (3x3)
+    tiny = Arch(2, 4, 0, (Layer.parse("3-1-linear-relu"), Layer.parse("3-3-residual-none")))
+    assert mac_per_pixel(tiny) == pytest.approx(8 * 1.25 + 8 + 14 / 4 + 6 + 81)
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(ValueError, match="unknown coolchic preset"):
+        get_config("huge")
+    with pytest.raises(ArchError, match="bad synthesis layer"):
+        Layer.parse("16-5-linear-relu")
+    with pytest.raises(ArchError, match="3 outputs"):
+        Arch(7, 8, 1, (Layer.parse("16-1-linear-relu"),))
+
+
+def test_protocol_and_registry():
+    codec = registry.make(get_config("fast"))
+    assert isinstance(codec, OverfittedCodec)
+    phases = codec.recipe()
+    assert [p.name for p in phases] == ["warmup", "warmup2", "main", "final"]
+    assert phases[0].keep == 2 and phases[1].keep == 1
+    assert registry.decoder("coolchic").decode is not None
+    with pytest.raises(BitstreamError, match="no decoder"):
+        registry.decoder("nonexistent")
+
+
+def test_padded_bucket_matches_true_size():
+    """Masking padded grids makes the valid region equal to the decoder's true-size result."""
+    arch = Arch.from_config(get_config("mop").model)
+    nets = init_networks(jax.random.key(0), arch)
+    keys = iter(jax.random.split(jax.random.key(1), 64))
+    nets = jax.tree_util.tree_map(lambda a: a + 0.2 * jax.random.normal(next(keys), a.shape),
+                                  nets)
+    h, w, hb, wb = 37, 21, 64, 48
+    rng = np.random.default_rng(0)
+    lat = [rng.integers(-3, 4, size=level_shape(hb, wb, i)).astype(np.float32)
+           for i in range(arch.n_levels)]
+    mask = np.zeros((hb, wb), np.float32)
+    mask[:h, :w] = 1
+    masks = [jnp.asarray(mask[::2 ** i, ::2 ** i]) for i in range(arch.n_levels)]
+    bucket = synthesize(upsample([jnp.asarray(z) * m for z, m in zip(lat, masks)],
+                                 nets["upsampling"], jnp, masks),
+                        nets["synthesis"], arch, jnp, jnp.asarray(mask))
+    nets_np = jax.tree_util.tree_map(np.asarray, nets)
+    true = synthesize(upsample([z[:level_shape(h, w, i)[0], :level_shape(h, w, i)[1]]
+                                for i, z in enumerate(lat)], nets_np["upsampling"], np),
+                      nets_np["synthesis"], arch, np)
+    assert true.shape == (h, w, 3)
+    np.testing.assert_allclose(np.asarray(bucket)[:h, :w], true, atol=1e-5)
+
+
+def test_loss_ignores_padding():
+    codec = _codec()
+    image = smooth_image(13, 19)
+    target = codec.prepare_target(image)
+    params_true = random_params(codec, 13, 19, seed=3)
+    hb, wb = 32, 32
+    padded = np.full((hb, wb, 3), 0.77, np.float32)   # garbage in the padding
+    padded[:13, :19] = target
+    mask = np.zeros((hb, wb), np.float32)
+    mask[:13, :19] = 1
+    params_b = codec.init(jax.random.key(0), (hb, wb, 3), jnp.float32(1e-3))
+    latents = []
+    for zt, zb in zip(params_true["latents"], params_b["latents"]):
+        junk = 5.0 * jax.random.normal(jax.random.key(9), zb.shape)  # padded latents: anything
+        latents.append(junk.at[:zt.shape[0], :zt.shape[1]].set(zt))
+    params_b = {**params_true, "latents": tuple(latents)}
+    lmbda = jnp.float32(1e-2)
+    loss_t, aux_t = codec.eval_loss(params_true, jnp.asarray(target), jnp.ones((13, 19)), lmbda)
+    loss_b, aux_b = codec.eval_loss(params_b, jnp.asarray(padded), jnp.asarray(mask), lmbda)
+    assert float(aux_t["bpp"]) > 0.1
+    np.testing.assert_allclose(float(aux_b["mse"]), float(aux_t["mse"]), rtol=1e-4)
+    np.testing.assert_allclose(float(aux_b["bpp"]), float(aux_t["bpp"]), rtol=1e-4)
+
+
+def test_loss_learns():
+    codec = _codec()
+    image = smooth_image(16, 16)
+    target = jnp.asarray(codec.prepare_target(image))
+    mask = jnp.ones((16, 16))
+    lmbda = jnp.float32(1e-3)
+    phase = Phase("main", 60)
+    params = codec.init(jax.random.key(0), target.shape, lmbda)
+    opt = codec.optimizer(phase)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, i):
+        grads = jax.grad(lambda p: codec.loss(p, target, mask, lmbda, phase, i / 60.0,
+                                              jax.random.key(i))[0])(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    before = float(codec.eval_loss(params, target, mask, lmbda)[0])
+    for i in range(60):
+        params, state = step(params, state, i)
+    after, aux = codec.eval_loss(params, target, mask, lmbda)
+    assert float(after) < 0.5 * before
+    assert float(aux["psnr_db"]) > 20
+
+
+def test_integer_arm_is_batch_independent_and_snapped():
+    arch = Arch.from_config(get_config("hop").model)
+    qarm, exps = _quantized_arm(arch)
+    ctx = np.random.default_rng(1).integers(-20, 21, size=(300, arch.arm_context))
+    loc, scale = arm_int(ctx, qarm, exps, arch.arm_hidden_layers)
+    parts = [arm_int(ctx[i:i + 7], qarm, exps, arch.arm_hidden_layers) for i in range(0, 300, 7)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), loc)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), scale)
+    snapped_loc, snapped_scale = snap_params("laplace", loc, scale)
+    np.testing.assert_array_equal(snapped_scale, scale)   # already a table entry
+    assert np.all(np.abs(snapped_loc - loc) <= 1 / 128)
+    assert np.all(loc * 256 == np.round(loc * 256))         # fixed point, 8 fractional bits
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (70, 33)])
+def test_latent_coding_round_trip(shape):
+    arch = Arch.from_config(get_config("mop").model)
+    qarm, exps = _quantized_arm(arch, seed=2)
+    offsets = causal_offsets(arch.arm_context)
+    rng = np.random.default_rng(0)
+    grids = [rng.laplace(0, 1.5, level_shape(*shape, i)).round().astype(np.int64)
+             for i in range(arch.n_levels)]
+    grids[0][0, 0] = 5000        # far outside any scale: escaped, never clipped
+    data = encode_latents(grids, offsets, qarm, exps, arch.arm_hidden_layers)
+    out = decode_latents(data, [g.shape for g in grids], offsets, qarm, exps,
+                         arch.arm_hidden_layers)
+    for a, b in zip(grids, out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stripe_context_mask():
+    offsets = np.array([[-1, 0], [0, -1], [-2, 3]])
+    m = stripe_context_mask(130, offsets)
+    assert m.shape == (130, 1, 3)
+    assert m[64, 0].tolist() == [0, 1, 0] and m[65, 0].tolist() == [1, 1, 0]
+    assert m[66, 0].tolist() == [1, 1, 1] and m[127, 0].tolist() == [1, 1, 1]
+    assert m[129, 0].tolist() == [1, 1, 0]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 23)])
+def test_file_round_trip_is_bit_exact(shape):
+    codec = _codec()
+    image = smooth_image(*shape, seed=1)
+    params = random_params(codec, *shape, seed=4)
+    result = codec.finalize(params, codec.prepare_target(image), image, 1e-3)
+    assert result.reconstruction.shape == (*shape, 3)
+    assert result.info["bpp"] == pytest.approx(8 * len(result.data) / (shape[0] * shape[1]))
+    assert result.info["mac_per_pixel"] == pytest.approx(mac_per_pixel(codec.arch))
+    decoded = registry.decode_bytes(result.data)
+    np.testing.assert_array_equal(decoded, result.reconstruction)
+    # a decode-only codec (no config) reads it too
+    np.testing.assert_array_equal(CoolChic().decode(result.data), result.reconstruction)
+
+
+def test_corrupt_and_truncated_files_raise_bitstream_error():
+    codec = _codec()
+    image = smooth_image(24, 20, seed=2)
+    data = codec.finalize(random_params(codec, 24, 20, seed=5), codec.prepare_target(image),
+                          image, 1e-3).data
+    for bad in (data[:len(data) // 2], data[:-1], b"", b"NLC" + b"\x00" * 5):
+        with pytest.raises(BitstreamError):
+            registry.decode_bytes(bad)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x55
+    with pytest.raises(BitstreamError):
+        registry.decode_bytes(bytes(flipped))
