@@ -1,0 +1,339 @@
+"""Whole-dataset encoding: images × λ → shape buckets → batched fits → ``.nlc`` files.
+
+:func:`encode_images` is what ``encode.py`` runs for overfitted codecs; :func:`encode_learned`
+runs a :class:`LearnedCodec` image by image with the same outputs. Outputs in ``output_dir``:
+
+* ``<stem>.nlc`` (one λ) or ``<stem>_lmbda<λ>.nlc`` (a sweep), written atomically;
+* ``results.tsv`` (``results.<process>.tsv`` on multi-host runs): one row per file, columns
+  :data:`COLUMNS`; bpp = 8 × file size / pixels;
+* ``.inflight[.<process>]/``: the checkpoint of the batch being fitted (removed when done).
+
+A fit counts as finished when its row is in the results table and its file exists; a rerun
+skips finished fits and first resumes the checkpointed batch, so a killed job loses at most
+``checkpoint_every_s`` of work and never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from nlc_jax.codecs.base import EncodeResult, LearnedCodec, OverfittedCodec
+from nlc_jax.data.datasets import ImageSource
+from nlc_jax.data.files import atomic_write_bytes
+from nlc_jax.data.images import ImageReadError
+from nlc_jax.fit.buckets import BucketPolicy, pad_target, plan_batches, wasted_fraction
+from nlc_jax.fit.checkpoint import BatchCheckpoint, read_meta
+from nlc_jax.fit.engine import Engine, FitOptions, Progress, fit_batch, make_mesh
+
+COLUMNS = ("image", "lmbda", "bpp", "psnr_db", "encode_s", "mac_per_pixel", "batch_id", "device")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeSettings:
+    """How a dataset is encoded.
+
+    Attributes:
+      lmbdas: rate points; more than one is a sweep (one file per λ).
+      batch_size: fits (image × λ) per batch, across all devices of this process.
+      seed: base seed; a fit's seed is ``seed + crc32(image name)`` (independent of batching).
+      policy: shape bucketing policy.
+      options: engine options.
+      checkpoint_every_s: seconds between checkpoints of the in-flight batch (``None``: never).
+      progress: show tqdm bars on stderr.
+      process_index, process_count: this process's place in a multi-host job.
+    """
+
+    lmbdas: tuple[float, ...]
+    batch_size: int = 8
+    seed: int = 0
+    policy: BucketPolicy = BucketPolicy()
+    options: FitOptions = FitOptions()
+    checkpoint_every_s: float | None = 60.0
+    progress: bool = True
+    process_index: int = 0
+    process_count: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    source: ImageSource
+    lmbda: float
+    seed: int
+
+
+def output_name(stem: str, lmbda: float, sweep: bool) -> str:
+    """File name of one fit: ``<stem>.nlc``, or ``<stem>_lmbda<λ>.nlc`` in a sweep."""
+    return f"{stem}_lmbda{lmbda:g}.nlc" if sweep else f"{stem}.nlc"
+
+
+def device_description() -> str:
+    """e.g. ``"cpu x4"`` or ``"NVIDIA H100 80GB HBM3 x1"`` (this process's devices)."""
+    devices = jax.local_devices()
+    return f"{devices[0].device_kind} x{len(devices)}"
+
+
+class ResultsTable:
+    """Append-only ``results.tsv``; a partial last line (a killed writer) is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def rows(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text().split("\n")
+        rows = []
+        for line in lines[1:-1]:  # header; the text after the last "\n" is incomplete
+            cells = line.split("\t")
+            if len(cells) == len(COLUMNS):
+                rows.append(dict(zip(COLUMNS, cells)))
+        return rows
+
+    def append(self, row: dict[str, Any]) -> None:
+        prefix = b""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            prefix = ("\t".join(COLUMNS) + "\n").encode()
+        else:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    prefix = b"\n"  # end a line cut by a kill; rows() skips it
+        line = "\t".join(_cell(row[c]) for c in COLUMNS) + "\n"
+        with open(self.path, "ab") as f:
+            f.write(prefix + line.encode())
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _lmbda_key(lmbda: float | str) -> str:
+    return f"{float(lmbda):g}"
+
+
+def _finished(table: ResultsTable, output_dir: Path, sweep: bool) -> set[tuple[str, str]]:
+    done = set()
+    for row in table.rows():
+        if (output_dir / output_name(row["image"], float(row["lmbda"]), sweep)).exists():
+            done.add((row["image"], _lmbda_key(row["lmbda"])))
+    return done
+
+
+def _row(name: str, lmbda: float, result: EncodeResult, image: np.ndarray, seconds: float,
+         batch_id: str, device: str) -> dict[str, Any]:
+    h, w = image.shape[:2]
+    diff = result.reconstruction.astype(np.float64) - image.astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    psnr = 10.0 * math.log10(255.0 ** 2 / mse) if mse > 0 else float("inf")
+    return {"image": name, "lmbda": float(lmbda), "bpp": 8.0 * len(result.data) / (h * w),
+            "psnr_db": psnr, "encode_s": float(seconds),
+            "mac_per_pixel": float(result.info.get("mac_per_pixel", float("nan"))),
+            "batch_id": batch_id, "device": device}
+
+
+def _error(message: str) -> None:
+    tqdm.write(f"error: {message}", file=sys.stderr)
+
+
+def _results_path(output_dir: Path, settings: EncodeSettings) -> Path:
+    if settings.process_count > 1:
+        return output_dir / f"results.{settings.process_index}.tsv"
+    return output_dir / "results.tsv"
+
+
+class _TargetShapes:
+    """Target ``(h, w, c)`` per image size (the codec's ``prepare_target`` on a blank image)."""
+
+    def __init__(self, codec: OverfittedCodec):
+        self.codec = codec
+        self.cache: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+    def __call__(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        if size not in self.cache:
+            blank = np.zeros((*size, 3), np.uint8)
+            self.cache[size] = tuple(np.shape(self.codec.prepare_target(blank)))
+        return self.cache[size]
+
+
+def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
+                  settings: EncodeSettings, mesh: Any | None = None) -> list[dict[str, Any]]:
+    """Encode every (image, λ) of this process's share with batched fits.
+
+    Args:
+      codec: an overfitted codec.
+      sources: all input images (the caller shards them per process, see
+        :func:`nlc_jax.data.datasets.shard`).
+      output_dir: output folder.
+      settings: :class:`EncodeSettings`.
+      mesh: device mesh (default: all local devices).
+
+    Returns:
+      The rows appended to the results table by this call (failed fits have none).
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    sweep = len(settings.lmbdas) > 1
+    table = ResultsTable(_results_path(output_dir, settings))
+    done = _finished(table, output_dir, sweep)
+    suffix = f".{settings.process_index}" if settings.process_count > 1 else ""
+    ckpt_dir = output_dir / f".inflight{suffix}"
+    mesh = make_mesh() if mesh is None else mesh
+    engine = Engine(codec, mesh, settings.options)
+    device = device_description()
+    by_name = {s.name: s for s in sources}
+
+    fits = [_Fit(s, float(lm), (settings.seed + zlib.crc32(s.name.encode())) % (2 ** 31))
+            for s in sources for lm in settings.lmbdas
+            if (s.name, _lmbda_key(lm)) not in done]
+    # Resume the checkpointed batch first, exactly as it was composed.
+    batches: list[list[_Fit]] = []
+    meta = read_meta(ckpt_dir)
+    if meta is not None and all(f[0] in by_name for f in meta.get("fits", [])):
+        first = [_Fit(by_name[n], float(lm), int(sd)) for n, lm, sd in meta["fits"]]
+        if first:
+            batches.append(first)
+            taken = {(f.source.name, _lmbda_key(f.lmbda)) for f in first}
+            fits = [f for f in fits if (f.source.name, _lmbda_key(f.lmbda)) not in taken]
+    shapes_of = _TargetShapes(codec)
+    sized, shapes = [], []
+    for f in fits:
+        try:
+            shapes.append(shapes_of(f.source.size())[:2])
+            sized.append(f)
+        except ImageReadError as e:
+            _error(str(e))
+    plan = plan_batches(shapes, settings.batch_size, settings.policy)
+    batches += [[sized[i] for i in b.fits] for b in plan]
+    if plan:
+        waste = wasted_fraction(plan, shapes, settings.batch_size)
+        tqdm.write(f"{len(sized)} fits in {len(plan)} batches; padding wastes {waste:.1%} of "
+                   "the computed pixels", file=sys.stderr)
+
+    rows: list[dict[str, Any]] = []
+    n_total = sum(len(b) for b in batches)
+    bar = tqdm(total=n_total, desc="fits", unit="fit", disable=not settings.progress,
+               dynamic_ncols=True)
+    start = time.monotonic()
+    for batch_index, batch in enumerate(batches):
+        batch_id = f"{settings.process_index}-{batch_index}"
+        new_rows = _run_batch(codec, engine, batch, output_dir, sweep, settings, ckpt_dir,
+                              batch_id, device, table, done)
+        rows += new_rows
+        bar.update(len(batch))
+        hours = (time.monotonic() - start) / 3600.0
+        bar.set_postfix(images_per_hour=f"{bar.n / len(settings.lmbdas) / max(hours, 1e-9):.1f}")
+    bar.close()
+    return rows
+
+
+def _batch_key(codec: OverfittedCodec, fits: list[_Fit], shape: tuple[int, ...]) -> str:
+    desc = json.dumps([[f.source.name, f.lmbda, f.seed] for f in fits] + [list(shape)]
+                      + [repr(codec.recipe()), codec.n_candidates])
+    return hashlib.sha256(desc.encode()).hexdigest()[:32]
+
+
+def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
+               settings: EncodeSettings, ckpt_dir: Path, batch_id: str, device: str,
+               table: ResultsTable, done: set) -> list[dict[str, Any]]:
+    t0 = time.monotonic()
+    images, targets, kept = [], [], []
+    loaded: dict[str, np.ndarray | None] = {}
+    for f in batch:
+        if f.source.name not in loaded:
+            try:
+                loaded[f.source.name] = f.source.load()
+            except ImageReadError as e:
+                _error(str(e))
+                loaded[f.source.name] = None
+        image = loaded[f.source.name]
+        if image is not None:
+            images.append(image)
+            targets.append(np.asarray(codec.prepare_target(image), np.float32))
+            kept.append(f)
+    if not kept:
+        return []
+    shape = tuple(max(t.shape[i] for t in targets) for i in range(2))
+    shape = tuple(-(-s // settings.policy.multiple) * settings.policy.multiple for s in shape)
+    padded = [pad_target(t, shape) for t in targets]
+    checkpoint = None
+    if settings.checkpoint_every_s is not None:
+        checkpoint = BatchCheckpoint(
+            ckpt_dir, _batch_key(codec, kept, shape + targets[0].shape[2:]),
+            settings.checkpoint_every_s,
+            fits=[[f.source.name, f.lmbda, f.seed] for f in kept])
+    total = sum(p.steps for p in engine.phases)
+    step_bar = tqdm(total=total, desc=f"batch {batch_id} ({len(kept)} fits)", unit="step",
+                    leave=False, disable=not settings.progress, dynamic_ncols=True)
+
+    def on_progress(p: Progress) -> None:
+        step_bar.update(p.step - step_bar.n)
+        step_bar.set_postfix(phase=p.phase, loss=f"{p.mean_loss:.4g}")
+
+    fit = fit_batch(codec, np.stack([p[0] for p in padded]), np.stack([p[1] for p in padded]),
+                    np.array([f.lmbda for f in kept], np.float32),
+                    np.array([f.seed for f in kept], np.int64), engine=engine,
+                    options=settings.options, on_progress=on_progress, checkpoint=checkpoint)
+    step_bar.close()
+    per_fit = (time.monotonic() - t0) / len(kept)
+    rows = []
+    for i, (f, image, target) in enumerate(zip(kept, images, targets)):
+        if (f.source.name, _lmbda_key(f.lmbda)) in done:
+            continue  # written before a kill that happened after it; the checkpoint re-ran it
+        if fit.failed[i]:
+            _error(f"{f.source.name} (lmbda {f.lmbda:g}): fit diverged "
+                   f"({int(fit.nan_steps[i])} non-finite steps, {int(fit.restarts[i])} restarts)")
+            continue
+        params = jax.tree.map(lambda x, i=i: x[i], fit.params)
+        result = codec.finalize(params, target, image, f.lmbda)
+        atomic_write_bytes(output_dir / output_name(f.source.name, f.lmbda, sweep), result.data)
+        row = _row(f.source.name, f.lmbda, result, image, per_fit, batch_id, device)
+        table.append(row)
+        rows.append(row)
+    if checkpoint is not None:
+        checkpoint.clear()
+    return rows
+
+
+def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
+                   lmbda: float, settings: EncodeSettings) -> list[dict[str, Any]]:
+    """Encode each image with ``codec.encode`` (one pass per image); same outputs/rows."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    table = ResultsTable(_results_path(output_dir, settings))
+    done = _finished(table, output_dir, False)
+    device = device_description()
+    rows = []
+    todo = [s for s in sources if (s.name, _lmbda_key(lmbda)) not in done]
+    for index, source in enumerate(tqdm(todo, desc="images", unit="img",
+                                        disable=not settings.progress, dynamic_ncols=True)):
+        t0 = time.monotonic()
+        try:
+            image = source.load()
+        except ImageReadError as e:
+            _error(str(e))
+            continue
+        result = codec.encode(image)
+        atomic_write_bytes(output_dir / output_name(source.name, lmbda, False), result.data)
+        row = _row(source.name, lmbda, result, image, time.monotonic() - t0,
+                   f"{settings.process_index}-{index}", device)
+        table.append(row)
+        rows.append(row)
+    return rows
