@@ -3,7 +3,7 @@
 Conventions shared by all models (so a codec can take any of them):
 
 * ``encode(params, x)``: ``x`` is ``[B, H, W, 3]`` float RGB **in [0, 1]**, ``H`` and ``W``
-  multiples of ``fns.factor``; returns the latent ``[B, H/f, W/f, fns.latent_channels]`` float32.
+  multiples of ``fns.factor`` (see :func:`pad_to_multiple`); returns the latent ``[B, H/f, W/f, fns.latent_channels]`` float32.
   SD-VAE: the posterior *mean*, normalised for a diffusion model,
   ``(mean - shift_factor) * scaling_factor``. TAE: the TAE's latent as trained (no scaling).
 * ``decode(params, z)``: the inverse map, ``[B, h, w, C]`` → ``[B, f·h, f·w, 3]`` RGB ≈ [0, 1],
@@ -87,6 +87,15 @@ class AutoencoderFns:
         h = np.asarray(self.decode_global(params, z))
         return tiled_apply(lambda t: self.decode_local(params, t), h, tile=tile,
                            overlap=overlap, up=self.factor, down=1, align=1)
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad ``[B, H, W, C]`` at the bottom/right by edge replication to multiples of ``multiple``.
+
+    Crop the decoded image back with ``y[:, :H, :W]``.
+    """
+    ph, pw = -x.shape[1] % multiple, -x.shape[2] % multiple
+    return np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else x
 
 
 def _check_shape(name: str, x: Any, multiple: int, channels: int, what: str) -> None:
