@@ -161,11 +161,14 @@ class CoolChic:
         gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
         masks = [mask[::2 ** i, ::2 ** i] for i in range(self.arch.n_levels)]
         latents = [quant(i, z * gain) * m for i, (z, m) in enumerate(zip(params["latents"], masks))]
-        total_bits = 0.0
-        for z, m in zip(latents, masks, strict=True):
-            ctx = extract_context(z, self.offsets) * stripe_context_mask(z.shape[0], self.offsets)
-            loc, scale = arm_float(ctx, params["arm"], self.arch.arm_hidden_layers)
-            total_bits = total_bits + jnp.sum(bits(laplace_pmf(z, loc, scale)) * m)
+        # One ARM evaluation over the contexts of every level.
+        ctx = jnp.concatenate([
+            (extract_context(z, self.offsets) * stripe_context_mask(z.shape[0], self.offsets))
+            .reshape(-1, self.arch.arm_context) for z in latents])
+        values = jnp.concatenate([z.reshape(-1) for z in latents])
+        valid = jnp.concatenate([m.reshape(-1) for m in masks])
+        loc, scale = arm_float(ctx, params["arm"], self.arch.arm_hidden_layers)
+        total_bits = jnp.sum(bits(laplace_pmf(values, loc, scale)) * valid)
         feats = upsample(latents, params["upsampling"], jnp, masks)
         x = synthesize(feats, params["synthesis"], self.arch, jnp, mask)
         n_pixels = jnp.maximum(jnp.sum(mask), 1.0)
