@@ -8,6 +8,7 @@ Resumes from the latest checkpoint in ``--workdir``. Multi-host: pass ``--distri
 
 from __future__ import annotations
 
+import logging as std_logging
 import sys
 
 from absl import app, flags, logging
@@ -21,9 +22,17 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries(std_logging.Filter):
+    """Drops orbax's per-save INFO chatter from the log (warnings and errors still pass)."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax
 
     from nlc_jax.train import train_and_evaluate

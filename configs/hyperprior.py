@@ -15,10 +15,10 @@ mbt2018-mean uses 0.0018, 0.0035, 0.0067, 0.0130 (N=128) and 0.0250, 0.0483, 0.0
 from ml_collections import config_dict
 
 PRESETS = {
-    # name: (N, M, crop, batch, steps, warmup, eval_images)
-    "tiny": (16, 24, 64, 4, 300, 20, 2),
-    "paper": (128, 192, 256, 16, 1_000_000, 1000, 24),
-    "paper_hq": (192, 320, 256, 16, 1_000_000, 1000, 24),
+    # name: (N, M, crop, batch, steps, warmup, eval_images, learning rate)
+    "tiny": (16, 24, 64, 4, 300, 20, 2, 1e-3),
+    "paper": (128, 192, 256, 16, 1_000_000, 1000, 24, 1e-4),
+    "paper_hq": (192, 320, 256, 16, 1_000_000, 1000, 24, 1e-4),
 }
 
 
@@ -26,7 +26,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     if preset not in PRESETS:
         raise ValueError(f"unknown hyperprior preset {preset!r}; choose one of "
                          f"{', '.join(PRESETS)}")
-    n, m, crop, batch, steps, warmup, eval_images = PRESETS[preset]
+    n, m, crop, batch, steps, warmup, eval_images, lr = PRESETS[preset]
     c = config_dict.ConfigDict()
     c.codec = "hyperprior"
     c.preset = preset
@@ -45,7 +45,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
 
     c.num_steps = steps
     c.stop_at_step = 0  # > 0: stop (checkpointed) at this step; run again to continue
-    c.learning_rate = 1e-4
+    c.learning_rate = lr
     c.warmup_steps = warmup
     c.end_lr_factor = 0.1
     c.grad_clip = 1.0

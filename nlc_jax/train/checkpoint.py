@@ -3,8 +3,8 @@
 * Training state ``{"step", "params", "opt_state"}`` is saved by an orbax ``CheckpointManager``
   under ``<workdir>/checkpoints/<step>``. The random streams are pure functions of
   ``(seed, step)`` (see ``loop.py``), so restoring the state is enough for an exact resume.
-* The inference export is a directory with ``params.safetensors`` (float32 weights, keys joined by
-  ``/``) and ``model.json`` (the model config and a hash of the weights). Encoders write the hash
+* The inference export is a directory with ``params.safetensors`` (float32 weights and integer
+  tables, keys joined by ``/``) and ``model.json`` (the model config and a hash of the weights). Encoders write the hash
   into each file; decoders refuse a file made with other weights.
 """
 
@@ -76,12 +76,17 @@ def weights_hash(params: Any) -> bytes:
 
 
 def export_inference(directory: str | Path, params: Any, model_config: dict[str, Any]) -> Path:
-    """Write ``params`` (float32) and ``model_config`` as an inference export; returns the dir."""
+    """Write ``params`` and ``model_config`` as an inference export; returns the directory.
+
+    Floating-point leaves are stored as float32, integer leaves (e.g. entropy tables) as they are.
+    """
     from safetensors.numpy import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    params = jax.tree.map(lambda a: np.asarray(a, np.float32), jax.device_get(params))
+    params = jax.tree.map(
+        lambda a: np.asarray(a, np.float32) if np.issubdtype(np.asarray(a).dtype, np.floating)
+        else np.asarray(a), jax.device_get(params))
     flat = traverse_util.flatten_dict(params, sep="/")
     tmp = directory / "params.safetensors.tmp"
     save_file(flat, str(tmp))

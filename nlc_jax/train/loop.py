@@ -5,13 +5,14 @@ over it and the parameters/optimizer state replicated, one jitted step. The same
 CPU, several (forced) CPU devices, a GPU, or several hosts (call ``jax.distributed.initialize()``
 first; each process feeds its share of the global batch).
 
-Exact resume: the step's random key is ``fold_in(key(seed), step)`` and the input pipeline's batch
+Exact resume: the step's random key is ``fold_in(fold_in(key(seed), 1), step)`` and the input pipeline's batch
 ``k`` is a pure function of the seed, so restoring ``{step, params, opt_state}`` from the latest
 orbax checkpoint continues the same trajectory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def load_eval_images(config: Any) -> list[np.ndarray]:
 
 
 def _make_step(task: TrainTask, tx: optax.GradientTransformation, seed: int):
-    base = jax.random.key(seed)
+    base = jax.random.fold_in(jax.random.key(seed), 1)
 
     def step(state: dict[str, Any], batch: jax.Array) -> tuple[dict[str, Any], dict[str, Any]]:
         images = batch.astype(jnp.float32) / 255.0
@@ -96,6 +97,48 @@ def evaluate_and_write(task: TrainTask, params: Any, images: list[np.ndarray], s
     return result
 
 
+@dataclasses.dataclass
+class Trainer:
+    """A model's jitted, data-parallel training step and its initial state.
+
+    Attributes:
+      task: the model being trained.
+      state: ``{"step", "params", "opt_state"}``, replicated over the mesh.
+      step: ``step(state, batch) -> (state, metrics)``; ``batch`` is ``[B, H, W, 3]`` uint8 sharded
+        with ``batch_sharding``.
+      batch_sharding: batch axis split over the ``"data"`` mesh axis.
+    """
+
+    task: TrainTask
+    state: dict[str, Any]
+    step: Any
+    batch_sharding: NamedSharding
+
+    def put_batch(self, local: np.ndarray) -> jax.Array:
+        """This process's ``[B / processes, H, W, 3]`` uint8 share → the global sharded batch."""
+        return jax.make_array_from_process_local_data(self.batch_sharding, local)
+
+
+def build_trainer(config: Any) -> Trainer:
+    """Validate ``config`` and build the model, optimizer, initial state and jitted step."""
+    devices = np.asarray(jax.devices())
+    check_config(config, devices.size)
+    task = make_task(config)
+    mesh = Mesh(devices, ("data",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    tx = make_optimizer(config)
+
+    def init_state():
+        params = task.init(jax.random.fold_in(jax.random.key(config.seed), 0), config.crop)
+        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    step = jax.jit(_make_step(task, tx, int(config.seed)),
+                   in_shardings=(replicated, batch_sharding),
+                   out_shardings=(replicated, replicated))
+    return Trainer(task, jax.jit(init_state, out_shardings=replicated)(), step, batch_sharding)
+
+
 def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
     """Train ``config.codec`` on ``config.data``, checkpointing and evaluating into ``workdir``.
 
@@ -111,23 +154,11 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    devices = np.asarray(jax.devices())
-    check_config(config, devices.size)
-    task = make_task(config)
-    mesh = Mesh(devices, ("data",))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    trainer = build_trainer(config)
+    task, state = trainer.task, trainer.state
     is_chief = jax.process_index() == 0
     if is_chief:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-
-    tx = make_optimizer(config)
-
-    def init_state():
-        params = task.init(jax.random.fold_in(jax.random.key(config.seed), -1), config.crop)
-        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
-
-    state = jax.jit(init_state, out_shardings=replicated)()
     checkpoints = TrainCheckpoints(workdir / "checkpoints", config.keep_checkpoints)
     start = checkpoints.latest_step()
     if start is not None:
@@ -135,9 +166,6 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
         logging.info("resumed from step %d", start)
     start = int(jax.device_get(state["step"]))
 
-    step_fn = jax.jit(_make_step(task, tx, int(config.seed)),
-                      in_shardings=(replicated, batch_sharding),
-                      out_shardings=(replicated, replicated))
     local_batch = int(config.batch_size) // jax.process_count()
     dataset = train_dataset(config.data, crop=int(config.crop), batch_size=local_batch,
                             seed=int(config.seed), shard_index=jax.process_index(),
@@ -156,9 +184,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
     step = start
     try:
         while step < end:
-            local = next(batches)
-            batch = jax.make_array_from_process_local_data(batch_sharding, local)
-            state, metrics = step_fn(state, batch)
+            state, metrics = trainer.step(state, trainer.put_batch(next(batches)))
             step += 1
             update = _averager(sorted(metrics)).single_from_model_output(**metrics)
             averager = update if averager is None else averager.merge(update)
@@ -179,7 +205,8 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
         writer.flush()
     if step == int(config.num_steps):
         if is_chief:
-            export_inference(workdir / "export", state["params"], task.model_config())
+            export_inference(workdir / "export", task.export(state["params"]),
+                             task.model_config())
         if eval_images and not (int(config.eval_every) > 0 and step % int(config.eval_every) == 0):
             evaluated = evaluate_and_write(task, state["params"], eval_images, step, writer,
                                            workdir)

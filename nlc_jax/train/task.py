@@ -31,6 +31,10 @@ class TrainTask(Protocol):
         """Host side: code each ``[H, W, 3]`` uint8 image for real; mean metrics (bpp, psnr…)."""
         ...
 
+    def export(self, params: Any) -> Any:
+        """Training params → the inference params written to ``<workdir>/export``."""
+        ...
+
     def model_config(self) -> dict[str, Any]:
         """JSON-able description of the model, stored with the inference export."""
         ...
