@@ -61,6 +61,9 @@ def _make_scale_table() -> np.ndarray:
 
 SCALE_TABLE: np.ndarray = _make_scale_table()
 SCALE_TABLE.setflags(write=False)
+# Coded support class of each scale-table entry: the smallest bound >= _TAIL_SCALES * scale.
+_SUPPORT_OF_SCALE = np.minimum(np.searchsorted(SUPPORT_BOUNDS, _TAIL_SCALES * SCALE_TABLE),
+                               len(SUPPORT_BOUNDS) - 1).astype(np.uint8)
 
 
 def _check_family(family: str) -> None:
@@ -106,18 +109,23 @@ def snap_params(family: str, loc: np.ndarray, scale: np.ndarray) -> tuple[np.nda
 def snap_probabilities(probs: np.ndarray) -> np.ndarray:
     """Probabilities ``[..., K]`` → integer counts ``[..., K]`` (float32, each >= 1, ~2^16 total).
 
-    Counts are exact small integers in float32, so ``constriction``'s (IEEE, non-transcendental)
-    conversion to its fixed-point tables is identical on every machine.
+    Computed with IEEE float32 divisions/roundings only; the counts are exact small integers, so
+    ``constriction``'s (IEEE, non-transcendental) conversion to its fixed-point tables is
+    identical on every machine. An all-zero row becomes uniform.
     """
-    probs = _finite("probabilities", np.asarray(probs, np.float64))
-    if probs.ndim < 1 or probs.shape[-1] < 2:
-        raise ValueError(f"probabilities need a last axis of at least 2 classes, got {probs.shape}")
-    if np.any(probs < 0):
+    p = np.asarray(probs, np.float32)
+    if p.ndim < 1 or p.shape[-1] < 2:
+        raise ValueError(f"probabilities need a last axis of at least 2 classes, got {p.shape}")
+    if p.size == 0:
+        return p.copy()
+    total = p.sum(axis=-1, keepdims=True)
+    if not np.all(np.isfinite(total)):
+        raise ValueError("probabilities contain NaN or infinite values")
+    if p.min() < 0:
         raise ValueError("probabilities must be non-negative")
-    total = probs.sum(axis=-1, keepdims=True)
-    uniform = np.full_like(probs, 1.0 / probs.shape[-1])
-    probs = np.where(total > 0, probs / np.where(total > 0, total, 1.0), uniform)
-    return np.maximum(np.rint(probs * COUNT_TOTAL), 1.0).astype(np.float32)
+    factor = np.where(total > 0, np.float32(COUNT_TOTAL) / np.where(total > 0, total, 1), 0)
+    counts = np.rint(p * factor)
+    return np.maximum(counts, np.float32(1.0), out=counts)
 
 
 @functools.cache
@@ -148,19 +156,24 @@ class _Plan:
         per_unit = round(1.0 / MEAN_STEP)
         self.shift = np.floor((steps + per_unit // 2) / per_unit).astype(np.int64)
         self.mean = (steps - self.shift * per_unit) * MEAN_STEP
-        self.scale = SCALE_TABLE[scale_index(scale)]
-        support = np.searchsorted(SUPPORT_BOUNDS, _TAIL_SCALES * self.scale)
-        support = np.minimum(support, len(SUPPORT_BOUNDS) - 1).astype(np.uint8)
+        index = scale_index(scale)
+        self.scale = SCALE_TABLE[index]
+        support = _SUPPORT_OF_SCALE[index]
         self.bound = SUPPORT_BOUNDS[support]
-        self.order = np.argsort(support, kind="stable")
         self.groups = np.bincount(support, minlength=len(SUPPORT_BOUNDS))
+        single = np.count_nonzero(self.groups) == 1
+        self.order = None if single else np.argsort(support, kind="stable")
 
     def slices(self):
-        """``(bound, indices)`` for each non-empty support group, in a fixed order."""
+        """``(bound, indices)`` for each non-empty support group, in a fixed order.
+
+        ``indices`` is a slice (no copy) when all symbols share one support.
+        """
         start = 0
         for k, count in enumerate(self.groups):
             if count:
-                yield int(SUPPORT_BOUNDS[k]), self.order[start:start + count]
+                idx = slice(None) if self.order is None else self.order[start:start + count]
+                yield int(SUPPORT_BOUNDS[k]), idx
                 start += count
 
 
