@@ -48,7 +48,7 @@ def read_reference(path: Path) -> list[dict]:
     """Reference rows as RD records (codec ``REF``, point = λ)."""
     lines = path.read_text().strip().split("\n")
     head = lines[0].split("\t")
-    rows = [dict(zip(head, line.split("\t"))) for line in lines[1:]]
+    rows = [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
     return [{"codec": REF, "point": f"{float(r['lmbda']):g}", "image": r["seq_name"],
              "bpp": float(r["rate_bpp"]), "psnr_db": float(r["psnr_db"])} for r in rows]
 

@@ -48,7 +48,7 @@ def webp_psnr_at(image: np.ndarray, bpp: float) -> float:
     for q in range(0, 101, 5):
         decoded, size = encode_decode(image, "webp", q)
         points.append((8.0 * size / pixels, float(psnr(image, decoded))))
-    rates, quality = (np.array(v) for v in zip(*sorted(points)))
+    rates, quality = (np.array(v) for v in zip(*sorted(points), strict=True))
     if not rates[0] <= bpp <= rates[-1]:
         return float("nan")
     return float(np.interp(bpp, rates, quality))

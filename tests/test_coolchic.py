@@ -92,7 +92,8 @@ def test_padded_bucket_matches_true_size():
     mask[:h, :w] = 1
     masks = [jnp.asarray(mask[::2 ** i, ::2 ** i]) for i in range(arch.n_levels)]
     bucket = jax.jit(lambda nets, lat: synthesize(
-        upsample([z * m for z, m in zip(lat, masks)], nets["upsampling"], jnp, masks),
+        upsample([z * m for z, m in zip(lat, masks, strict=True)], nets["upsampling"], jnp,
+                 masks),
         nets["synthesis"], arch, jnp, jnp.asarray(mask)))(nets, [jnp.asarray(z) for z in lat])
     nets_np = jax.tree_util.tree_map(np.asarray, nets)
     true = synthesize(upsample([z[:level_shape(h, w, i)[0], :level_shape(h, w, i)[1]]
@@ -114,7 +115,7 @@ def test_loss_ignores_padding():
     mask[:13, :19] = 1
     params_b = codec.init(jax.random.key(0), (hb, wb, 3), jnp.float32(1e-3))
     latents = []
-    for zt, zb in zip(params_true["latents"], params_b["latents"]):
+    for zt, zb in zip(params_true["latents"], params_b["latents"], strict=True):
         junk = 5.0 * jax.random.normal(jax.random.key(9), zb.shape)  # padded latents: anything
         latents.append(junk.at[:zt.shape[0], :zt.shape[1]].set(zt))
     params_b = {**params_true, "latents": tuple(latents)}
@@ -179,7 +180,7 @@ def test_latent_coding_round_trip(shape):
     data = encode_latents(grids, offsets, qarm, exps, arch.arm_hidden_layers)
     out = decode_latents(data, [g.shape for g in grids], offsets, qarm, exps,
                          arch.arm_hidden_layers)
-    for a, b in zip(grids, out):
+    for a, b in zip(grids, out, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

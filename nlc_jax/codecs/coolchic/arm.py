@@ -20,7 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nlc_jax.entropy.coding import SCALE_MAX_LOG2, SCALE_MIN_LOG2, SCALE_STEPS_PER_OCTAVE, SCALE_TABLE
+from nlc_jax.entropy.coding import (
+    SCALE_MAX_LOG2,
+    SCALE_MIN_LOG2,
+    SCALE_STEPS_PER_OCTAVE,
+    SCALE_TABLE,
+)
 
 ACT_BITS = 8              # fractional bits of integer activations
 ACT_LIMIT = 2.0 ** 26     # activations (in units of 2^-ACT_BITS) are clipped to ±ACT_LIMIT;

@@ -160,7 +160,8 @@ class CoolChic:
                  quant) -> tuple[jax.Array, dict]:
         gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
         masks = [mask[::2 ** i, ::2 ** i] for i in range(self.arch.n_levels)]
-        latents = [quant(i, z * gain) * m for i, (z, m) in enumerate(zip(params["latents"], masks))]
+        latents = [quant(i, z * gain) * m
+                   for i, (z, m) in enumerate(zip(params["latents"], masks, strict=True))]
         # One ARM evaluation over the contexts of every level.
         ctx = jnp.concatenate([
             (extract_context(z, self.offsets) * stripe_context_mask(z.shape[0], self.offsets))
@@ -204,9 +205,9 @@ class CoolChic:
         h, w = image.shape[:2]
         arch = self.arch
         gain = float(encoder_gain(lmbda, float(self.config.model.encoder_gain)))
-        grids = [np.rint(np.asarray(z, np.float32)[:lh, :lw] * np.float32(gain))
-                 .astype(np.int64) for z, (lh, lw) in
-                 zip(params["latents"], [level_shape(h, w, i) for i in range(arch.n_levels)])]
+        shapes = [level_shape(h, w, i) for i in range(arch.n_levels)]
+        grids = [np.rint(np.asarray(z, np.float32)[:lh, :lw] * np.float32(gain)).astype(np.int64)
+                 for z, (lh, lw) in zip(params["latents"], shapes, strict=True)]
         nets = {k: jax.tree_util.tree_map(np.asarray, params[k]) for k in NETWORKS}
 
         # Per-group step search: distortion + λ · latent bpp (float ARM, hard latents).

@@ -1,0 +1,101 @@
+"""COOL-CHIC speed on one image: training step (jit'd, after compile), finalize, decode.
+
+    python benchmarks/coolchic_speed.py [--image ../shared/data/kodak/kodim01.png] \\
+        [--preset hop] [--steps 10] [--fit_steps 0] [--output bench_out/coolchic_speed.json]
+
+Times ``--steps`` training steps of the main phase (one fit, no vmap), then (``--fit_steps`` more
+steps first, to get non-trivial latents) writes a file with ``finalize`` and decodes it
+``--decodes`` times, reporting the best decode time (entropy decoding included) and checking the
+decoded image equals the encoder's reconstruction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from nlc_jax.codecs.base import Phase  # noqa: E402
+from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
+from nlc_jax.data.images import load_image  # noqa: E402
+from nlc_jax.demo import load_config  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--image", default="../shared/data/kodak/kodim01.png")
+    p.add_argument("--preset", default="hop")
+    p.add_argument("--lmbda", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--fit_steps", type=int, default=0)
+    p.add_argument("--decodes", type=int, default=3)
+    p.add_argument("--output", type=Path, default=Path("bench_out/coolchic_speed.json"))
+    args = p.parse_args(argv)
+
+    codec = CoolChic(load_config(args.preset))
+    image = load_image(args.image)
+    target = jnp.asarray(codec.prepare_target(image))
+    mask = jnp.ones(image.shape[:2], jnp.float32)
+    lmbda = jnp.float32(args.lmbda)
+    phase = Phase("main", max(args.steps + args.fit_steps, 1))
+    opt = codec.optimizer(phase)
+    params = codec.init(jax.random.key(0), target.shape, lmbda)
+    state = opt.init(params)
+
+    def step(params, state, i):
+        def f(p):
+            return codec.loss(p, target, mask, lmbda, phase, i / phase.steps,
+                              jax.random.fold_in(jax.random.key(1), i))[0]
+        loss, grads = jax.value_and_grad(f)(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(step).lower(params, state, 0).compile()
+    compile_s = time.perf_counter() - t0
+    params, state, loss = compiled(params, state, 0)
+    jax.block_until_ready(loss)
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        params, state, loss = compiled(params, state, i)
+    jax.block_until_ready(loss)
+    step_s = (time.perf_counter() - t0) / max(args.steps, 1)
+    for i in range(args.fit_steps):
+        params, state, loss = compiled(params, state, args.steps + i)
+
+    t0 = time.perf_counter()
+    result = codec.finalize(jax.device_get(params), np.asarray(target), image, args.lmbda)
+    finalize_s = time.perf_counter() - t0
+    times = []
+    for _ in range(args.decodes):
+        t0 = time.perf_counter()
+        decoded = codec.decode(result.data)
+        times.append(time.perf_counter() - t0)
+    exact = bool(np.array_equal(decoded, result.reconstruction))
+    h, w = image.shape[:2]
+    out = {"image": args.image, "size": [h, w], "preset": args.preset,
+           "mac_per_pixel": mac_per_pixel(codec.arch), "compile_s": compile_s,
+           "train_step_s": step_s, "finalize_s": finalize_s, "decode_s": min(times),
+           "bpp": result.info["bpp"], "psnr_db": result.info["psnr_db"],
+           "decode_bit_exact": exact, "devices": str(jax.devices())}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=2))
+    print(f"{args.preset} {w}x{h}: {out['mac_per_pixel']:.0f} MAC/px | compile {compile_s:.1f} s"
+          f" | train step {step_s:.3f} s | finalize {finalize_s:.1f} s | decode {min(times):.2f} s"
+          f" | {out['bpp']:.3f} bpp {out['psnr_db']:.2f} dB | bit-exact {exact}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
