@@ -8,7 +8,8 @@ many at once by ``nlc_jax.fit`` (shape buckets, λ sweep, checkpoints in ``<outp
 rerunning the same command resumes and skips finished images); learned codecs encode image by
 image. Writes ``<output>/<stem>.nlc`` (``<stem>_lmbda<λ>.nlc`` in a sweep) and appends
 ``results.tsv`` (image, lmbda, bpp, psnr_db, encode_s, mac_per_pixel, batch_id, device).
-Multi-host: ``--distributed`` calls ``jax.distributed.initialize()``; each process encodes a
+Exit status: 0 when everything was encoded; 1 when some inputs failed (each has one ``error:``
+line; the others are encoded); 2 for bad flags/config/input specs. Multi-host: ``--distributed`` calls ``jax.distributed.initialize()``; each process encodes a
 disjoint, deterministic share of the inputs.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -44,6 +45,8 @@ def _fail(message: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.is_parsed() or FLAGS["verbosity"].present == 0:
+        logging.set_verbosity(logging.WARNING)  # keep orbax's INFO lines off the progress bars
     import jax
 
     from nlc_jax.codecs import registry
@@ -75,14 +78,18 @@ def main(argv: list[str]) -> None:
         sources = shard(open_inputs(FLAGS.input, FLAGS.tfds_data_dir), settings.process_index,
                         settings.process_count)
         if hasattr(codec, "recipe"):
-            rows = encode_images(codec, sources, FLAGS.output, settings)
+            outcome = encode_images(codec, sources, FLAGS.output, settings)
         else:
             if len(lmbdas) > 1:
                 _fail("--lmbdas sweeps need an overfitted codec; a learned codec has one rate")
-            rows = encode_learned(codec, sources, FLAGS.output, lmbdas[0], settings)
+            outcome = encode_learned(codec, sources, FLAGS.output, lmbdas[0], settings)
     except ValueError as e:  # ImageReadError, UnknownCodecError, config errors, BitstreamError
         _fail(str(e))
-    print(f"encode.py: wrote {len(rows)} file(s) to {FLAGS.output}", file=sys.stderr)
+    print(f"encode.py: wrote {len(outcome.rows)} file(s) to {FLAGS.output}", file=sys.stderr)
+    if outcome.errors:
+        print(f"encode.py: {len(outcome.errors)} input(s) failed (see the errors above)",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

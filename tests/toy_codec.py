@@ -127,3 +127,9 @@ class ToyCodec:
 def make(config) -> ToyCodec:
     """Registry-style factory: ``config.steps`` (optional)."""
     return ToyCodec(steps=int(config.get("steps", 40)))
+
+
+def register() -> None:
+    """Make ``config.codec = "toy"`` resolvable through the codec registry (tests only)."""
+    from nlc_jax.codecs import registry
+    registry._FACTORIES.setdefault("toy", "toy_codec:make")

@@ -45,6 +45,7 @@ class BatchCheckpoint:
         self.fits = fits or []
         self._last = time.monotonic()
         self._count = 0
+        self.resumed_from: tuple[int, int] | None = None  # (phase_index, step) after restore
         self._ckptr = ocp.StandardCheckpointer()
 
     def maybe_save(self, state: Any, phase_index: int, step: int) -> bool:
@@ -79,6 +80,7 @@ class BatchCheckpoint:
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), abstract)
         state = self._ckptr.restore((self.directory / meta["state"]).absolute(), abstract)
         state = jax.tree.map(np.asarray, state)
+        self.resumed_from = (int(meta["phase_index"]), int(meta["step"]))
         return int(meta["phase_index"]), int(meta["step"]), engine.put(state)
 
     def clear(self) -> None:

@@ -149,8 +149,16 @@ def _row(name: str, lmbda: float, result: EncodeResult, image: np.ndarray, secon
             "batch_id": batch_id, "device": device}
 
 
-def _error(message: str) -> None:
-    tqdm.write(f"error: {message}", file=sys.stderr)
+@dataclasses.dataclass
+class EncodeOutcome:
+    """What an encode run did: the rows it appended and one line per image/fit it skipped."""
+
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+        tqdm.write(f"error: {message}", file=sys.stderr)
 
 
 def _results_path(output_dir: Path, settings: EncodeSettings) -> Path:
@@ -174,7 +182,7 @@ class _TargetShapes:
 
 
 def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
-                  settings: EncodeSettings, mesh: Any | None = None) -> list[dict[str, Any]]:
+                  settings: EncodeSettings, mesh: Any | None = None) -> EncodeOutcome:
     """Encode every (image, λ) of this process's share with batched fits.
 
     Args:
@@ -186,8 +194,10 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
       mesh: device mesh (default: all local devices).
 
     Returns:
-      The rows appended to the results table by this call (failed fits have none).
+      :class:`EncodeOutcome`: rows appended to the results table, and the one-line errors of
+      unreadable images and diverged fits (which have no row and no file).
     """
+    outcome = EncodeOutcome()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     sweep = len(settings.lmbdas) > 1
@@ -213,13 +223,16 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
             taken = {(f.source.name, _lmbda_key(f.lmbda)) for f in first}
             fits = [f for f in fits if (f.source.name, _lmbda_key(f.lmbda)) not in taken]
     shapes_of = _TargetShapes(codec)
-    sized, shapes = [], []
+    sized, shapes, unreadable = [], [], set()
     for f in fits:
+        if f.source.name in unreadable:
+            continue
         try:
             shapes.append(shapes_of(f.source.size())[:2])
             sized.append(f)
         except ImageReadError as e:
-            _error(str(e))
+            unreadable.add(f.source.name)
+            outcome.error(str(e))
     plan = plan_batches(shapes, settings.batch_size, settings.policy)
     batches += [[sized[i] for i in b.fits] for b in plan]
     if plan:
@@ -227,21 +240,19 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
         tqdm.write(f"{len(sized)} fits in {len(plan)} batches; padding wastes {waste:.1%} of "
                    "the computed pixels", file=sys.stderr)
 
-    rows: list[dict[str, Any]] = []
     n_total = sum(len(b) for b in batches)
     bar = tqdm(total=n_total, desc="fits", unit="fit", disable=not settings.progress,
                dynamic_ncols=True)
     start = time.monotonic()
     for batch_index, batch in enumerate(batches):
         batch_id = f"{settings.process_index}-{batch_index}"
-        new_rows = _run_batch(codec, engine, batch, output_dir, sweep, settings, ckpt_dir,
-                              batch_id, device, table, done)
-        rows += new_rows
+        _run_batch(codec, engine, batch, output_dir, sweep, settings, ckpt_dir, batch_id, device,
+                   table, done, outcome)
         bar.update(len(batch))
         hours = (time.monotonic() - start) / 3600.0
         bar.set_postfix(images_per_hour=f"{bar.n / len(settings.lmbdas) / max(hours, 1e-9):.1f}")
     bar.close()
-    return rows
+    return outcome
 
 
 def _batch_key(codec: OverfittedCodec, fits: list[_Fit], shape: tuple[int, ...]) -> str:
@@ -252,7 +263,7 @@ def _batch_key(codec: OverfittedCodec, fits: list[_Fit], shape: tuple[int, ...])
 
 def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
                settings: EncodeSettings, ckpt_dir: Path, batch_id: str, device: str,
-               table: ResultsTable, done: set) -> list[dict[str, Any]]:
+               table: ResultsTable, done: set, outcome: EncodeOutcome) -> None:
     t0 = time.monotonic()
     images, targets, kept = [], [], []
     loaded: dict[str, np.ndarray | None] = {}
@@ -261,7 +272,7 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
             try:
                 loaded[f.source.name] = f.source.load()
             except ImageReadError as e:
-                _error(str(e))
+                outcome.error(str(e))
                 loaded[f.source.name] = None
         image = loaded[f.source.name]
         if image is not None:
@@ -269,7 +280,7 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
             targets.append(np.asarray(codec.prepare_target(image), np.float32))
             kept.append(f)
     if not kept:
-        return []
+        return
     shape = tuple(max(t.shape[i] for t in targets) for i in range(2))
     shape = tuple(-(-s // settings.policy.multiple) * settings.policy.multiple for s in shape)
     padded = [pad_target(t, shape) for t in targets]
@@ -292,13 +303,16 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
                     np.array([f.seed for f in kept], np.int64), engine=engine,
                     options=settings.options, on_progress=on_progress, checkpoint=checkpoint)
     step_bar.close()
+    if checkpoint is not None and checkpoint.resumed_from is not None:
+        tqdm.write(f"batch {batch_id}: resumed from its checkpoint (phase "
+                   f"{checkpoint.resumed_from[0]}, step {checkpoint.resumed_from[1]})",
+                   file=sys.stderr)
     per_fit = (time.monotonic() - t0) / len(kept)
-    rows = []
     for i, (f, image, target) in enumerate(zip(kept, images, targets)):
         if (f.source.name, _lmbda_key(f.lmbda)) in done:
             continue  # written before a kill that happened after it; the checkpoint re-ran it
         if fit.failed[i]:
-            _error(f"{f.source.name} (lmbda {f.lmbda:g}): fit diverged "
+            outcome.error(f"{f.source.name} (lmbda {f.lmbda:g}): fit diverged "
                    f"({int(fit.nan_steps[i])} non-finite steps, {int(fit.restarts[i])} restarts)")
             continue
         params = jax.tree.map(lambda x, i=i: x[i], fit.params)
@@ -306,21 +320,20 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
         atomic_write_bytes(output_dir / output_name(f.source.name, f.lmbda, sweep), result.data)
         row = _row(f.source.name, f.lmbda, result, image, per_fit, batch_id, device)
         table.append(row)
-        rows.append(row)
+        outcome.rows.append(row)
     if checkpoint is not None:
         checkpoint.clear()
-    return rows
 
 
 def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
-                   lmbda: float, settings: EncodeSettings) -> list[dict[str, Any]]:
+                   lmbda: float, settings: EncodeSettings) -> EncodeOutcome:
     """Encode each image with ``codec.encode`` (one pass per image); same outputs/rows."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     table = ResultsTable(_results_path(output_dir, settings))
     done = _finished(table, output_dir, False)
     device = device_description()
-    rows = []
+    outcome = EncodeOutcome()
     todo = [s for s in sources if (s.name, _lmbda_key(lmbda)) not in done]
     for index, source in enumerate(tqdm(todo, desc="images", unit="img",
                                         disable=not settings.progress, dynamic_ncols=True)):
@@ -328,12 +341,12 @@ def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_d
         try:
             image = source.load()
         except ImageReadError as e:
-            _error(str(e))
+            outcome.error(str(e))
             continue
         result = codec.encode(image)
         atomic_write_bytes(output_dir / output_name(source.name, lmbda, False), result.data)
         row = _row(source.name, lmbda, result, image, time.monotonic() - t0,
                    f"{settings.process_index}-{index}", device)
         table.append(row)
-        rows.append(row)
-    return rows
+        outcome.rows.append(row)
+    return outcome
