@@ -97,7 +97,7 @@ def test_weight_mismatch_lists_everything(tmp_path):
     assert "\n" not in msg
     assert "missing 1: decoder/conv_in/bias" in msg
     assert "unexpected 1: encoder.extra.weight" in msg
-    assert "wrong shape 1: quant_conv.weight (8, 8, 3, 3)" in msg
+    assert "wrong shape 1: quant_conv.weight (8, 8, 3, 3), expected (8, 8, 1, 1)" in msg
 
 
 class _Evil:

@@ -69,5 +69,5 @@ def test_mismatched_tae_weights_are_all_listed():
     del state["11.pool.1.bias"]
     state["14.weight"] = state["14.weight"][:16]  # a 16-channel latent head
     with pytest.raises(WeightsError, match=r"missing 1: layers_11/pool_1/bias; wrong shape 1: "
-                                           r"14\.weight \(16, 64, 3, 3\)"):
+                                           r"14\.weight \(16, 64, 3, 3\), expected \(32, 64, 3, 3\)"):
         to_flax(state, param_shapes(TAE_VARIANTS["taef2"])["encoder"], "taef2_encoder.pth")

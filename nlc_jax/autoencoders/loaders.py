@@ -213,6 +213,15 @@ def _convert_leaf(value: np.ndarray, expected_leaf: str) -> np.ndarray:
     return value
 
 
+def _torch_shape(shape: tuple[int, ...], leaf: str) -> tuple[int, ...]:
+    """A Flax parameter shape in PyTorch's layout (inverse of :func:`_convert_leaf`)."""
+    if leaf == "kernel" and len(shape) == 4:
+        return (shape[3], shape[2], shape[0], shape[1])
+    if leaf == "kernel" and len(shape) == 2:
+        return shape[::-1]
+    return shape
+
+
 def to_flax(state: StateDict, expected: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Map a PyTorch state dict onto a Flax parameter tree and verify it completely.
 
@@ -247,7 +256,8 @@ def to_flax(state: StateDict, expected: Mapping[str, Any], what: str) -> dict[st
         seen.add(target)
         arr = _convert_leaf(np.asarray(value), target[-1])
         if tuple(arr.shape) != want[target]:
-            wrong.append(f"{key} {tuple(value.shape)} (expected {want[target]} after conversion)")
+            wrong.append(f"{key} {tuple(value.shape)}, expected "
+                         f"{_torch_shape(want[target], target[-1])}")
             continue
         got[target] = np.asarray(arr, np.float32)
     missing = ["/".join(p) for p in want if p not in seen]
