@@ -175,3 +175,12 @@ def test_snap_probabilities():
 
 SCALE_TABLE_SHA256 = "32bfd40737655d1f01e815cc48971c0b91a419e5cda14890fafada0d22a14432"
 GOLDEN_SHA256 = "7f56a12a8c117f0aa7c5db534cec5ebbcfef71496d1941d06b45e10e0df0cda6"
+
+
+def test_table_values_snap_to_themselves():
+    """Callers that compute table indices in fixed point pass SCALE_TABLE[idx] / multiples of
+    the mean step: snapping must leave them unchanged."""
+    idx = coding.scale_index(coding.SCALE_TABLE)
+    np.testing.assert_array_equal(idx, np.arange(len(coding.SCALE_TABLE)))
+    grid = np.arange(-5000, 5000) * coding.MEAN_STEP
+    np.testing.assert_array_equal(coding.snap_loc(grid), grid)

@@ -46,7 +46,7 @@ def test_extract_context_values_and_zero_padding():
 def test_extract_context_batched_jit_vmap():
     grids = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 7, 9))
     off = causal_offsets(16)
-    direct = extract_context(grids, off)
+    direct = jax.jit(lambda g: extract_context(g, off))(grids)
     mapped = jax.jit(jax.vmap(lambda g: extract_context(g, off)))(grids)
     assert direct.shape == (3, 2, 7, 9, 16)
     np.testing.assert_array_equal(direct, mapped)
