@@ -4,6 +4,8 @@ import hashlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlc_jax.bitstream import BitstreamError
 from nlc_jax.entropy import coding
@@ -184,3 +186,18 @@ def test_table_values_snap_to_themselves():
     np.testing.assert_array_equal(idx, np.arange(len(coding.SCALE_TABLE)))
     grid = np.arange(-5000, 5000) * coding.MEAN_STEP
     np.testing.assert_array_equal(coding.snap_loc(grid), grid)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=64).map(lambda b: b[:len(b) // 4 * 4]), st.sampled_from([0.01, 3.0, 5e3]))
+def test_fuzz_decoder_on_garbage(data, scale):
+    """Garbage payloads decode to some symbols or raise BitstreamError, never anything else."""
+    decoder = coding.ConditionalDecoder(data, "laplace")
+    try:
+        out = decoder.decode(np.zeros(50), np.full(50, scale))
+        assert out.shape == (50,) and out.dtype == np.int32
+        decoder.decode_categorical(np.full((20, 4), 0.25))
+        decoder.decode_tables(np.zeros(10, np.int64), coding.snap_probabilities(np.ones((1, 3))),
+                              np.zeros(1, np.int64))
+    except BitstreamError:
+        pass
