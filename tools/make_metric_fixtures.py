@@ -38,6 +38,17 @@ PAIRS = (  # (sample, distortion, distorted file name)
     ("kodim23_256.png", "webp_q5", "kodim23_256_webp_q5.png"),
 )
 ODD_CROP = (5, 3, 203, 251)  # top, left, height, width of an odd-sized crop of pair 0
+FLAT = ("flat_bright_256.png", "flat_bright_256_blocky.png")  # float32-cancellation stress pair
+
+
+def flat_pair() -> tuple[np.ndarray, np.ndarray]:
+    """A bright, nearly flat image (sky-like) and an 8×8-block-averaged copy of it."""
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float64)
+    base = 228 + 6 * np.sin(xx / 23.0) * np.cos(yy / 31.0) + 3 * np.sin((xx + 2 * yy) / 7.0)
+    img = np.clip(np.round(np.stack([base, base - 9, base + 11], -1)), 0, 255).astype(np.uint8)
+    blocks = img.reshape(32, 8, 32, 8, 3).astype(np.float64).mean(axis=(1, 3), keepdims=True)
+    blocky = np.broadcast_to(blocks, (32, 8, 32, 8, 3)).reshape(256, 256, 3)
+    return img, np.round(blocky).astype(np.uint8)
 
 
 def distort(img: Image.Image, kind: str) -> Image.Image:
@@ -132,6 +143,9 @@ def main() -> None:
         if not dst_path.exists():
             distort(ref, kind).save(dst_path)
         arrays.append((np.asarray(ref), np.asarray(Image.open(dst_path).convert("RGB"))))
+    flat = flat_pair()
+    for arr, name in zip(flat, FLAT, strict=True):
+        Image.fromarray(arr).save(OUT / name)
     top, left, h, w = ODD_CROP
     odd = (arrays[0][0][top:top + h, left:left + w], arrays[0][1][top:top + h, left:left + w])
 
@@ -177,6 +191,10 @@ def main() -> None:
                     "distorted": f"tests/fixtures/metrics/{PAIRS[0][2]}", "crop": list(ODD_CROP),
                     "ms_ssim": msssim(*odd), "lpips_alex": lp("alex", *odd),
                     "lpips_vgg": lp("vgg", *odd)})
+    records.append({"original": f"tests/fixtures/metrics/{FLAT[0]}",
+                    "distorted": f"tests/fixtures/metrics/{FLAT[1]}", "crop": None,
+                    "ms_ssim": msssim(*flat), "lpips_alex": lp("alex", *flat),
+                    "lpips_vgg": lp("vgg", *flat)})
     out = {
         "provenance": {
             "ms_ssim": "pytorch_msssim 1.0.0 ms_ssim(data_range=255), float64",

@@ -52,11 +52,16 @@ def _ssim_terms(x: jax.Array, y: jax.Array, data_range: float) -> tuple[jax.Arra
     """Mean SSIM and contrast-structure per image and channel: ``[N, H, W, C]`` → 2 × ``[N, C]``."""
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
-    stats = _blur(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1))
-    mu_x, mu_y, xx, yy, xy = jnp.split(stats, 5, axis=-1)
-    var_x = xx - mu_x**2
-    var_y = yy - mu_y**2
-    cov = xy - mu_x * mu_y
+    # Second moments of values centred on the image mean (per channel): the variances are
+    # shift-invariant, and centring avoids float32 cancellation in E[x²] − E[x]² on flat areas.
+    shift = jnp.mean(x, axis=(1, 2), keepdims=True)
+    xc, yc = x - shift, y - shift
+    stats = _blur(jnp.concatenate([xc, yc, xc * xc, yc * yc, xc * yc], axis=-1))
+    mxc, myc, xx, yy, xy = jnp.split(stats, 5, axis=-1)
+    var_x = xx - mxc**2
+    var_y = yy - myc**2
+    cov = xy - mxc * myc
+    mu_x, mu_y = mxc + shift, myc + shift
     cs_map = (2.0 * cov + c2) / (var_x + var_y + c2)
     ssim_map = (2.0 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
     return jnp.mean(ssim_map, axis=(1, 2)), jnp.mean(cs_map, axis=(1, 2))
