@@ -211,11 +211,11 @@ class CoolChic:
         nets = {k: jax.tree_util.tree_map(np.asarray, params[k]) for k in NETWORKS}
 
         # Per-group step search: distortion + λ · latent bpp (float ARM, hard latents).
-        mask = jnp.ones((h, w), jnp.float32)
-        z_float = tuple(jnp.asarray(g, jnp.float32) / gain for g in grids)
-        eval_fn = jax.jit(lambda n: self.eval_loss({"latents": z_float, **n},
-                                                   jnp.asarray(target), mask, lmbda)[0])
-        exps, _ = param_coding.search_steps(nets, lambda n: float(eval_fn(n)), lmbda, h * w)
+        fixed = (tuple(jnp.asarray(g, jnp.float32) / gain for g in grids), jnp.asarray(target),
+                 jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
+        eval_fn = jax.jit(lambda n, z, x, m, lm: self.eval_loss({"latents": z, **n}, x, m, lm)[0])
+        exps, _ = param_coding.search_steps(nets, lambda n: float(eval_fn(n, *fixed)), lmbda,
+                                            h * w)
         qnets = param_coding.quantize(nets, exps)
         deq = param_coding.dequantize(qnets, exps)
         arm_exps = {"weight": exps["arm/weight"], "bias": exps["arm/bias"]}
