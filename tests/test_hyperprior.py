@@ -1,7 +1,6 @@
 """Mean-scale hyperprior codec: bit-exact round trip, file checks, variable-rate gains."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from ml_collections import config_dict
@@ -98,9 +97,7 @@ def test_bad_checkpoint_and_config_errors(trained, tmp_path):
         HyperpriorTask(tiny_config(lmbdas=(0.01, -1.0)))
 
 
-def test_padding_and_shapes():
-    assert pad_to_stride(np.zeros((37, 70, 3), np.uint8)).shape == (64, 128, 3)
-    task = HyperpriorTask(tiny_config())
-    params = task.init(jax.random.key(0), 64)
-    loss, metrics = task.loss(params, jnp.full((2, 64, 64, 3), 0.5), jax.random.key(1))
-    assert np.isfinite(float(loss)) and set(metrics) >= {"bpp", "mse", "psnr"}
+def test_padding():
+    padded = pad_to_stride(np.arange(37 * 70 * 3, dtype=np.uint8).reshape(37, 70, 3))
+    assert padded.shape == (64, 128, 3)
+    np.testing.assert_array_equal(padded[40, 75], padded[36, 69])

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nlc_jax.data.images import save_png
 from nlc_jax.train import CheckpointError, ConfigError, train_and_evaluate
+from nlc_jax.train.checkpoint import TrainCheckpoints
 from nlc_jax.train.writer import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,13 +94,18 @@ def test_bad_config_and_corrupt_checkpoint_errors(data, tmp_path):
         train_and_evaluate(config(data, compute_dtype="float8"), tmp_path / "a")
     with pytest.raises(ValueError, match="no such file"):
         train_and_evaluate(config(data, data=str(tmp_path / "nope")), tmp_path / "a")
-    workdir = tmp_path / "b"
-    train_and_evaluate(config(data, stop_at_step=3), workdir)
-    for f in (workdir / "checkpoints" / "3" / "default").rglob("*"):
+    checkpoints = TrainCheckpoints(tmp_path / "ckpt", keep=2)
+    state = {"step": jnp.int32(3), "params": {"w": jnp.arange(4.0)}}
+    checkpoints.save(3, state)
+    checkpoints.close()
+    checkpoints = TrainCheckpoints(tmp_path / "ckpt", keep=2)
+    restored = checkpoints.restore(3, state)
+    np.testing.assert_array_equal(restored["params"]["w"], np.arange(4.0))
+    for f in (tmp_path / "ckpt" / "3" / "default").rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot restore the training checkpoint"):
-        train_and_evaluate(config(data), workdir)
+        checkpoints.restore(3, state)
 
 
 def test_cli_reports_errors_in_one_line(data, tmp_path):

@@ -154,6 +154,11 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    check_config(config, jax.device_count())
+    local_batch = int(config.batch_size) // jax.process_count()
+    dataset = train_dataset(config.data, crop=int(config.crop), batch_size=local_batch,
+                            seed=int(config.seed), shard_index=jax.process_index(),
+                            shard_count=jax.process_count())
     trainer = build_trainer(config)
     task, state = trainer.task, trainer.state
     is_chief = jax.process_index() == 0
@@ -166,10 +171,6 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
         logging.info("resumed from step %d", start)
     start = int(jax.device_get(state["step"]))
 
-    local_batch = int(config.batch_size) // jax.process_count()
-    dataset = train_dataset(config.data, crop=int(config.crop), batch_size=local_batch,
-                            seed=int(config.seed), shard_index=jax.process_index(),
-                            shard_count=jax.process_count())
     writer = MetricWriter(workdir, enabled=is_chief)
     eval_images = load_eval_images(config)
     end = int(config.num_steps)
