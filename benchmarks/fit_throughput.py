@@ -49,8 +49,8 @@ def recipe_image_steps(engine: Engine) -> int:
     return sum(p.steps * engine.candidates_in_phase(i) for i, p in enumerate(engine.phases))
 
 
-def measure(codec, image: np.ndarray, batch: int, steps: int, mesh) -> dict:
-    engine = Engine(codec, mesh, FitOptions(chunk_steps=steps))
+def measure(codec, image: np.ndarray, batch: int, steps: int, mesh, mode: str) -> dict:
+    engine = Engine(codec, mesh, FitOptions(chunk_steps=steps, batch_mode=mode))
     main = next(i for i, p in enumerate(engine.phases) if p.name == "main")
     target = codec.prepare_target(image)
     targets = engine.put(np.stack([target] * batch))
@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--size", default="256", help="crop side, or HxW (e.g. 512x768)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     ap.add_argument("--image", default=str(ROOT.parent / "shared/data/kodak/kodim01.png"))
+    ap.add_argument("--batch_mode", default="vmap", choices=("vmap", "map"))
     ap.add_argument("--peak_tflops", type=float, default=None, help="device peak (FP32)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/fit_throughput.json"))
     args = ap.parse_args()
@@ -99,8 +100,10 @@ def main() -> None:
                            (0, 0)), mode="reflect")[:h, :w]
     mesh = make_mesh()
     device = f"{jax.local_devices()[0].device_kind} x{len(jax.local_devices())}"
-    results = {"device": device, "host": platform.node(), "size": [h, w], "runs": []}
-    print(f"device: {device}; crop {h}x{w}; {args.steps} timed steps per point")
+    results = {"device": device, "host": platform.node(), "size": [h, w],
+               "batch_mode": args.batch_mode, "runs": []}
+    print(f"device: {device}; crop {h}x{w}; {args.steps} timed steps per point; "
+          f"batch_mode={args.batch_mode}")
     header = (f"{'preset':6} {'B':>4} {'img-steps/s':>12} {'images/h':>10} {'vs loop':>8} "
               f"{'MiB/fit':>8} {'GFLOP/s':>9} {'compile s':>9}")
     print(header)
@@ -114,7 +117,7 @@ def main() -> None:
             if batch % mesh.size:
                 continue
             try:
-                run = measure(codec, image, batch, args.steps, mesh)
+                run = measure(codec, image, batch, args.steps, mesh, args.batch_mode)
             except Exception as e:  # XlaRuntimeError RESOURCE_EXHAUSTED: stop growing
                 if "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower():
                     print(f"{preset:6} {batch:>4} out of memory")

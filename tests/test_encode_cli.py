@@ -48,7 +48,7 @@ def _images(folder: Path, sizes) -> dict[str, np.ndarray]:
 def _rows(path: Path) -> list[dict[str, str]]:
     lines = path.read_text().splitlines()
     assert lines[0].split("\t") == list(COLUMNS)
-    return [dict(zip(COLUMNS, line.split("\t"))) for line in lines[1:]]
+    return [dict(zip(COLUMNS, line.split("\t"), strict=True)) for line in lines[1:]]
 
 
 def test_sweep_outputs_rows_and_bad_input(tmp_path):

@@ -127,3 +127,12 @@ def test_bucket_plan_and_waste():
     assert wasted_fraction(plan_batches([(64, 64)] * 4, 4), [(64, 64)] * 4, 4) == 0.0
     with pytest.raises(ValueError, match="batch_size"):
         plan_batches(shapes, 0)
+
+
+@pytest.mark.slow  # one more compilation
+def test_map_mode_equals_vmap(codec, images, batched):
+    targets = np.stack([codec.prepare_target(i) for i in images])
+    fit = fit_batch(codec, targets, np.ones(targets.shape[:3], np.float32),
+                    np.array([0.0005, 0.004], np.float32), np.array([11, 12]),
+                    options=FitOptions(chunk_steps=10, batch_mode="map"))
+    np.testing.assert_allclose(fit.eval_loss, batched.eval_loss, rtol=1e-5)

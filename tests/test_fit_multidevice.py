@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 TESTS = Path(__file__).parent
 
@@ -34,6 +35,7 @@ print(json.dumps({"multi": multi.eval_loss.tolist(), "single": single.eval_loss.
 """
 
 
+@pytest.mark.slow  # ~40 CPU-seconds of compilation in a subprocess
 def test_shard_map_four_devices_matches_one():
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=4")

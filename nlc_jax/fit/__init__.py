@@ -15,6 +15,14 @@ API:
   ``encode.py``.
 """
 
-from nlc_jax.fit.engine import BatchFit, Engine, FitOptions, FitState, Progress, fit_batch, make_mesh
+from nlc_jax.fit.engine import (
+    BatchFit,
+    Engine,
+    FitOptions,
+    FitState,
+    Progress,
+    fit_batch,
+    make_mesh,
+)
 
 __all__ = ["BatchFit", "Engine", "FitOptions", "FitState", "Progress", "fit_batch", "make_mesh"]

@@ -34,7 +34,7 @@ import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from nlc_jax.codecs.base import OverfittedCodec, Phase
+from nlc_jax.codecs.base import OverfittedCodec
 
 AXIS = "fits"
 
@@ -64,11 +64,14 @@ class FitOptions:
         progress reports and checkpoints happen between chunks.
       patience: evaluations without improvement before a fit stops; ``None`` never stops.
       max_restarts: re-initialisations allowed per diverging fit.
+      batch_mode: ``"vmap"`` (fits in parallel) or ``"map"`` (fits one after another inside
+        the same compiled step; for backends where vmapped per-fit convolutions are slow).
     """
 
     chunk_steps: int = 50
     patience: int | None = None
     max_restarts: int = 1
+    batch_mode: str = "vmap"
 
 
 @dataclasses.dataclass
@@ -107,14 +110,25 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def _over_fits(fn: Callable, n_batched: int, n_shared: int = 0) -> Callable:
-    """vmap ``fn(state_like..., target, mask, lmbda, *shared)`` over ``[B, K]``.
+def _over_fits(fn: Callable, n_batched: int, n_shared: int = 0,
+               batch_mode: str = "vmap") -> Callable:
+    """Map ``fn(state_like..., target, mask, lmbda, *shared)`` over ``[B, K]``.
 
     The first ``n_batched`` arguments carry ``[B, K]``; the next three (target, mask, lmbda)
-    carry ``[B]``; the last ``n_shared`` are broadcast scalars.
+    carry ``[B]``; the last ``n_shared`` are broadcast scalars. Candidates (``K``) are always
+    vmapped; fits (``B``) are vmapped, or looped inside the compiled call (``lax.map``) with
+    ``batch_mode="map"`` for backends where vmapped per-fit convolutions are slow.
     """
     inner = jax.vmap(fn, in_axes=(0,) * n_batched + (None,) * (3 + n_shared))
-    return jax.vmap(inner, in_axes=(0,) * n_batched + (0,) * 3 + (None,) * n_shared)
+    if batch_mode == "vmap":
+        return jax.vmap(inner, in_axes=(0,) * n_batched + (0,) * 3 + (None,) * n_shared)
+    if batch_mode != "map":
+        raise ValueError(f"batch_mode must be 'vmap' or 'map', got {batch_mode!r}")
+
+    def mapped(*args):
+        per_fit, shared = args[:n_batched + 3], args[n_batched + 3:]
+        return jax.lax.map(lambda a: inner(*a, *shared), per_fit)
+    return mapped
 
 
 class Engine:
@@ -226,8 +240,9 @@ class Engine:
                 stale=jnp.where(diverged, 0, stale), active=active | diverged,
                 restarts=state.restarts + diverged.astype(jnp.int32))
 
-        vstep = _over_fits(step, 1, 1)
-        veval = _over_fits(evaluate, 1, 1)
+        mode = self.options.batch_mode
+        vstep = _over_fits(step, 1, 1, mode)
+        veval = _over_fits(evaluate, 1, 1, mode)
 
         def chunk(state, targets, masks, lmbdas, start, n):
             state = state._replace(chunk_nan=jnp.zeros_like(state.chunk_nan))

@@ -100,7 +100,7 @@ class ResultsTable:
         for line in lines[1:-1]:  # header; the text after the last "\n" is incomplete
             cells = line.split("\t")
             if len(cells) == len(COLUMNS):
-                rows.append(dict(zip(COLUMNS, cells)))
+                rows.append(dict(zip(COLUMNS, cells, strict=True)))
         return rows
 
     def append(self, row: dict[str, Any]) -> None:
@@ -308,7 +308,7 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
                    f"{checkpoint.resumed_from[0]}, step {checkpoint.resumed_from[1]})",
                    file=sys.stderr)
     per_fit = (time.monotonic() - t0) / len(kept)
-    for i, (f, image, target) in enumerate(zip(kept, images, targets)):
+    for i, (f, image, target) in enumerate(zip(kept, images, targets, strict=True)):
         if (f.source.name, _lmbda_key(f.lmbda)) in done:
             continue  # written before a kill that happened after it; the checkpoint re-ran it
         if fit.failed[i]:
