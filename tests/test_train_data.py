@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from nlc_jax.data.images import save_png
-from nlc_jax.data.pipeline import (DataSpecError, SkippedImageWarning, iterate, open_source,
-                                   random_crop_flip, train_dataset)
+from nlc_jax.data.pipeline import (
+    DataSpecError,
+    SkippedImageWarning,
+    iterate,
+    open_source,
+    random_crop_flip,
+    train_dataset,
+)
 from nlc_jax.layers import GDN, lower_bound, nonneg_init, nonneg_value
 
 
@@ -23,11 +29,11 @@ def folder(tmp_path):
 
 def test_batches_are_deterministic_and_resumable(folder):
     ds = train_dataset(str(folder), crop=32, batch_size=3, seed=7)
-    first = [b for _, b in zip(range(5), iterate(ds, 0, threads=2))]
+    first = [b for _, b in zip(range(5), iterate(ds, 0, threads=2), strict=False)]
     assert first[0].shape == (3, 32, 32, 3) and first[0].dtype == np.uint8
     again = [b for _, b in zip(range(5), iterate(train_dataset(str(folder), crop=32,
-                                                                batch_size=3, seed=7), 0))]
-    for a, b in zip(first, again):
+                                                                batch_size=3, seed=7), 0), strict=False)]
+    for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     resumed = next(iterate(ds, 3))
     np.testing.assert_array_equal(resumed, first[3])

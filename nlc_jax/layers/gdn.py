@@ -10,9 +10,9 @@ pushes a clamped value back up (a plain ``maximum`` would freeze it forever).
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 
 PEDESTAL = (2.0 ** -18) ** 2
 

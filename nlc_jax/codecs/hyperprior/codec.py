@@ -24,8 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nlc_jax.bitstream import (BitstreamError, ByteReader, ByteWriter, SectionType,
-                               read_container, write_container)
+from nlc_jax.bitstream import (
+    BitstreamError,
+    ByteReader,
+    ByteWriter,
+    SectionType,
+    read_container,
+    write_container,
+)
 from nlc_jax.codecs.base import EncodeResult
 from nlc_jax.codecs.hyperprior.model import STRIDE, MeanScaleHyperprior
 from nlc_jax.entropy.factorized import EntropyTables, FactorizedPrior, make_tables

@@ -22,8 +22,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nlc_jax.codecs.hyperprior.transforms import (AnalysisTransform, HyperAnalysis,
-                                                  HyperSynthesis, SynthesisTransform)
+from nlc_jax.codecs.hyperprior.transforms import (
+    AnalysisTransform,
+    HyperAnalysis,
+    HyperSynthesis,
+    SynthesisTransform,
+)
 from nlc_jax.layers import lower_bound
 
 STRIDE = 64  # total downsampling of the hyper-latent: inputs are padded to a multiple of this
