@@ -10,7 +10,7 @@ API:
   ``codec.eval_loss``), ``nan_steps``, ``restarts``, ``failed``: all ``[B]``).
 * :class:`Engine`: the compiled, vmapped/shard_mapped functions; reuse one across batches.
 * :func:`make_mesh`: 1-D ``("fits",)`` device mesh for ``jax.shard_map``.
-* :func:`encode_images <nlc_jax.fit.pipeline.encode_images>`: whole-dataset encoding (shape
+* :func:`encode_images` / :func:`encode_learned` (``nlc_jax.fit.pipeline``): whole-dataset encoding (shape
   buckets, λ sweeps, checkpoint/resume, atomic ``.nlc`` writes, ``results.tsv``); used by
   ``encode.py``.
 """
@@ -24,5 +24,7 @@ from nlc_jax.fit.engine import (
     fit_batch,
     make_mesh,
 )
+from nlc_jax.fit.pipeline import EncodeOutcome, EncodeSettings, encode_images, encode_learned
 
-__all__ = ["BatchFit", "Engine", "FitOptions", "FitState", "Progress", "fit_batch", "make_mesh"]
+__all__ = ["BatchFit", "EncodeOutcome", "EncodeSettings", "Engine", "FitOptions", "FitState",
+           "Progress", "encode_images", "encode_learned", "fit_batch", "make_mesh"]
