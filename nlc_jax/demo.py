@@ -25,7 +25,7 @@ from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.images import ImageReadError, load_image, save_png  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
-from nlc_jax.metrics.psnr import psnr  # noqa: E402
+from nlc_jax.metrics.psnr import psnr, psnr_exact  # noqa: E402
 
 CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "coolchic.py"
 
@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     settings = EncodeSettings(lmbdas=(float(config.lmbda),), checkpoint_every_s=None)
     start = time.perf_counter()
-    rows = encode_images(codec, sources, out, settings)
+    outcome = encode_images(codec, sources, out, settings)
+    rows = outcome.rows
+    if not rows:
+        print("demo: nothing was encoded", file=sys.stderr)
+        return 1
     print(f"encoded {len(rows)} image(s) with coolchic:{args.preset} (lambda {config.lmbda:g}, "
           f"{rows[0]['mac_per_pixel']:.0f} MAC/pixel) in {time.perf_counter() - start:.0f} s")
     print(f"{'image':<16}{'bpp':>8}{'PSNR dB':>10}{'WebP dB':>10}{'decode s':>10}  bit-exact")
@@ -88,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - t0
         save_png(out / f"{row['image']}.png", decoded)
         image = load_image(by_name[row["image"]].path)
-        quality = float(psnr(image, decoded))
-        exact = abs(quality - row["psnr_db"]) < 1e-6
+        quality = psnr_exact(image, decoded)
+        exact = quality == row["psnr_db"]  # same float64 formula as results.tsv
         print(f"{row['image']:<16}{row['bpp']:8.3f}{quality:10.2f}"
               f"{webp_psnr_at(image, row['bpp']):10.2f}{seconds:10.2f}  {'yes' if exact else 'NO'}")
-    return 0
+    return 1 if outcome.errors else 0
 
 
 if __name__ == "__main__":

@@ -66,10 +66,15 @@ def plan_batches(shapes: Sequence[tuple[int, int]], batch_size: int,
 
 
 def wasted_fraction(batches: Sequence[PlannedBatch], shapes: Sequence[tuple[int, int]],
-                    batch_size: int | None = None) -> float:
-    """Fraction of computed positions that are padding (and filler fits, with ``batch_size``)."""
+                    fits_multiple: int = 1) -> float:
+    """Fraction of computed positions that are padding or filler fits.
+
+    ``fits_multiple``: each batch runs a multiple of this many fits (the device count: the engine
+    adds filler fits so that every device gets the same number).
+    """
     valid = sum(shapes[i][0] * shapes[i][1] for b in batches for i in b.fits)
-    computed = sum(b.shape[0] * b.shape[1] * (batch_size or len(b.fits)) for b in batches)
+    computed = sum(b.shape[0] * b.shape[1] * (-(-len(b.fits) // fits_multiple) * fits_multiple)
+                   for b in batches)
     return 1.0 - valid / computed if computed else 0.0
 
 

@@ -38,6 +38,7 @@ from nlc_jax.data.images import ImageReadError
 from nlc_jax.fit.buckets import BucketPolicy, pad_target, plan_batches, wasted_fraction
 from nlc_jax.fit.checkpoint import BatchCheckpoint, read_meta
 from nlc_jax.fit.engine import Engine, FitOptions, Progress, fit_batch, make_mesh
+from nlc_jax.metrics.psnr import psnr_exact
 
 COLUMNS = ("image", "lmbda", "bpp", "psnr_db", "encode_s", "mac_per_pixel", "batch_id", "device")
 
@@ -140,9 +141,7 @@ def _finished(table: ResultsTable, output_dir: Path, sweep: bool) -> set[tuple[s
 def _row(name: str, lmbda: float, result: EncodeResult, image: np.ndarray, seconds: float,
          batch_id: str, device: str) -> dict[str, Any]:
     h, w = image.shape[:2]
-    diff = result.reconstruction.astype(np.float64) - image.astype(np.float64)
-    mse = float(np.mean(diff * diff))
-    psnr = 10.0 * math.log10(255.0 ** 2 / mse) if mse > 0 else float("inf")
+    psnr = psnr_exact(result.reconstruction, image)
     return {"image": name, "lmbda": float(lmbda), "bpp": 8.0 * len(result.data) / (h * w),
             "psnr_db": psnr, "encode_s": float(seconds),
             "mac_per_pixel": float(result.info.get("mac_per_pixel", float("nan"))),
@@ -236,7 +235,7 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
     plan = plan_batches(shapes, settings.batch_size, settings.policy)
     batches += [[sized[i] for i in b.fits] for b in plan]
     if plan:
-        waste = wasted_fraction(plan, shapes, settings.batch_size)
+        waste = wasted_fraction(plan, shapes, fits_multiple=engine.n_devices)
         tqdm.write(f"{len(sized)} fits in {len(plan)} batches; padding wastes {waste:.1%} of "
                    "the computed pixels", file=sys.stderr)
 
