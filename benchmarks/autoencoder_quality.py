@@ -21,15 +21,11 @@ import numpy as np
 
 from nlc_jax.autoencoders import TAEConfig, load, pad_to_multiple
 from nlc_jax.data.images import list_images, load_image
+from nlc_jax.metrics.psnr import psnr_exact
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 LATENT_MAGNITUDE = 3.0  # taesd's latent scaling to [0, 1]: z / (2·3) + 0.5
-
-
-def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
 
 
 def to_u8(y: np.ndarray) -> np.ndarray:
@@ -58,11 +54,11 @@ def main() -> None:
         x = pad_to_multiple(img[None].astype(np.float32) / 255.0, fns.factor)
         z = fns.encode(params, x)
         row = {"image": path.name,
-               "psnr_db": psnr_u8(to_u8(np.asarray(fns.decode(params, z))[0, :h, :w]), img)}
+               "psnr_db": psnr_exact(to_u8(np.asarray(fns.decode(params, z))[0, :h, :w]), img)}
         if is_tae:
             zq = quantize_latent_8bit(np.asarray(z))
             y8 = np.asarray(fns.decode(params, jax.numpy.asarray(zq)))[0, :h, :w]
-            row["psnr_8bit_latent_db"] = psnr_u8(to_u8(y8), img)
+            row["psnr_8bit_latent_db"] = psnr_exact(to_u8(y8), img)
         rows.append(row)
         print(f"{row['image']:14s} {row['psnr_db']:6.2f} dB"
               + (f"   8-bit latent {row['psnr_8bit_latent_db']:6.2f} dB" if is_tae else ""),

@@ -30,6 +30,7 @@ import numpy as np
 from nlc_jax.autoencoders import PRESETS, TAE_VARIANTS, load, make_sd_vae, make_tae, pad_to_multiple
 from nlc_jax.autoencoders.sd_vae import AutoencoderKL
 from nlc_jax.autoencoders.tae import TAEDecoder, TAEEncoder
+from nlc_jax.metrics.psnr import psnr_exact
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT.parent / "shared" / "weights"
@@ -108,12 +109,11 @@ def run_large(args) -> dict:
                          overlap=args.overlap // fns.factor)[:, :h, :w]
     t_dec = time.perf_counter() - t - t_enc
     rec = np.round(np.clip(y[0], 0, 1) * 255)
-    mse = np.mean((rec - img.astype(np.float64)) ** 2)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"model": args.models[0], "weights": source, "dtype": args.dtypes[0],
            "image": str(args.large), "height": h, "width": w, "tile": args.tile,
            "overlap": args.overlap, "encode_s": t_enc, "decode_s": t_dec,
-           "psnr_db": float(10 * np.log10(255**2 / mse)), "peak_rss_mb": peak_mb}
+           "psnr_db": psnr_exact(rec, img), "peak_rss_mb": peak_mb}
     print(f"{row['model']} {row['dtype']} tiled round trip of {w}x{h} (tile {args.tile}, "
           f"overlap {args.overlap}): encode {t_enc:.1f} s, decode {t_dec:.1f} s, "
           f"PSNR {row['psnr_db']:.2f} dB, peak RSS {peak_mb:.0f} MB")
