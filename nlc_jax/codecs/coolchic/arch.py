@@ -54,6 +54,7 @@ class Arch:
     arm_context: int
     arm_hidden_layers: int
     synthesis: tuple[Layer, ...]
+    out_channels: int = 3  # channels of the synthesis output (RGB; CLRIC: the VAE latent's)
 
     def __post_init__(self):
         if not 1 <= self.n_levels <= 12:
@@ -62,8 +63,8 @@ class Arch:
             raise ArchError(f"arm_context must be in 1..64, got {self.arm_context}")
         if not 0 <= self.arm_hidden_layers <= 8:
             raise ArchError(f"arm_hidden_layers must be in 0..8, got {self.arm_hidden_layers}")
-        if not self.synthesis or self.synthesis[-1].out != 3:
-            raise ArchError("the last synthesis layer must have 3 outputs")
+        if not self.synthesis or self.synthesis[-1].out != self.out_channels:
+            raise ArchError(f"the last synthesis layer must have {self.out_channels} outputs")
         cin = self.n_levels
         for layer in self.synthesis:
             if layer.residual and layer.out != cin:
@@ -74,7 +75,8 @@ class Arch:
     def from_config(cls, model) -> Arch:
         """From a config's ``model`` block."""
         return cls(int(model.n_levels), int(model.arm_context), int(model.arm_hidden_layers),
-                   tuple(Layer.parse(s) for s in model.synthesis))
+                   tuple(Layer.parse(s) for s in model.synthesis),
+                   int(model.get("out_channels", 3)))
 
 
 def level_shape(height: int, width: int, level: int) -> tuple[int, int]:

@@ -27,7 +27,12 @@ import numpy as np
 import optax
 
 from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
-from nlc_jax.bitstream.container import SectionType, read_container, write_container
+from nlc_jax.bitstream.container import (
+    Container,
+    SectionType,
+    read_container,
+    write_container,
+)
 from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.codecs.base import EncodeResult, Phase
 from nlc_jax.codecs.coolchic.arch import (
@@ -62,11 +67,19 @@ def encoder_gain(lmbda, fixed: float = 0.0):
     return jnp.where(lmbda < 2e-4, 24.0, jnp.where(lmbda < 5e-4, 20.0, 16.0))
 
 
-def reconstruct(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
-    """Decoded integer grids and dequantized networks → ``[H, W, 3]`` uint8 (numpy float32)."""
+def synthesize_numpy(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
+    """Decoded integer grids and dequantized networks → ``[H, W, out_channels]`` float32.
+
+    The decoder's one numpy float32 path (pixels in [0, 1] for COOL-CHIC, a latent for CLRIC).
+    """
     nets = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), nets)
     feats = upsample([np.asarray(z, np.float32) for z in latents], nets["upsampling"], np)
-    x = synthesize(feats, nets["synthesis"], arch, np)
+    return synthesize(feats, nets["synthesis"], arch, np)
+
+
+def reconstruct(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
+    """Decoded integer grids and dequantized networks → ``[H, W, 3]`` uint8 (numpy float32)."""
+    x = synthesize_numpy(latents, nets, arch)
     return np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
 
 
@@ -80,7 +93,7 @@ def _write_header(arch: Arch) -> bytes:
     return w.getvalue()
 
 
-def _read_header(data: bytes) -> Arch:
+def _read_header(data: bytes, out_channels: int = 3) -> Arch:
     r = ByteReader(data, "coolchic header")
     if r.fixed("u8") != HEADER_VERSION:
         raise BitstreamError("coolchic header: unsupported version")
@@ -93,7 +106,7 @@ def _read_header(data: bytes) -> Arch:
         layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
     r.expect_end()
     try:
-        return Arch(n_levels, ctx, hidden, tuple(layers))
+        return Arch(n_levels, ctx, hidden, tuple(layers), out_channels)
     except ArchError as err:
         raise BitstreamError(f"coolchic header: {err}") from None
 
@@ -108,6 +121,8 @@ class CoolChic:
     """COOL-CHIC 5-style overfitted codec (see the module docstring)."""
 
     name = "coolchic"
+    #: image pixels per target position (bpp is per image pixel; CLRIC's latent is 8× down)
+    pixels_per_position = 1
 
     def __init__(self, config=None):
         """``config`` from ``configs/coolchic.py``; ``None`` gives a decode-only codec (a file
@@ -173,11 +188,16 @@ class CoolChic:
         feats = upsample(latents, params["upsampling"], jnp, masks)
         x = synthesize(feats, params["synthesis"], self.arch, jnp, mask)
         n_pixels = jnp.maximum(jnp.sum(mask), 1.0)
-        mse = jnp.sum(jnp.square(x - target) * mask[..., None]) / (3.0 * n_pixels)
-        bpp = total_bits / n_pixels
+        mse = self._distortion(x, target, mask)
+        bpp = total_bits / (n_pixels * self.pixels_per_position)
         loss = mse + lmbda * bpp
         aux = {"mse": mse, "bpp": bpp, "psnr_db": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
         return loss, aux
+
+    def _distortion(self, x: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+        """Masked MSE of the synthesis output ``x`` ``[H, W, C]`` against ``target``."""
+        n = jnp.maximum(jnp.sum(mask), 1.0)
+        return jnp.sum(jnp.square(x - target) * mask[..., None]) / (target.shape[-1] * n)
 
     def loss(self, params, target, mask, lmbda, phase: Phase, progress, rng):
         r = self.config.recipe
@@ -200,9 +220,14 @@ class CoolChic:
                              lambda i, x: quantize(x, "round", None, 0.0, 0.0))
 
     # ---- bitstream ----------------------------------------------------------------------
-    def finalize(self, params, target: np.ndarray, image: np.ndarray,
-                 lmbda: float) -> EncodeResult:
-        h, w = image.shape[:2]
+    def code_fit(self, params, target: np.ndarray,
+                 lmbda: float) -> tuple[list[tuple[int, bytes]], list[np.ndarray], dict]:
+        """Quantize and entropy-code one fit whose unpadded target is ``[h, w, C]``.
+
+        Returns the ``HEADER``, ``NETWORKS`` and ``LATENTS`` sections, the integer grids and the
+        dequantized networks (what the decoder will have).
+        """
+        h, w = target.shape[:2]
         arch = self.arch
         gain = float(encoder_gain(lmbda, float(self.config.model.encoder_gain)))
         shapes = [level_shape(h, w, i) for i in range(arch.n_levels)]
@@ -215,7 +240,7 @@ class CoolChic:
                  jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
         eval_fn = jax.jit(lambda n, z, x, m, lm: self.eval_loss({"latents": z, **n}, x, m, lm)[0])
         exps, _ = param_coding.search_steps(nets, lambda n: float(eval_fn(n, *fixed)), lmbda,
-                                            h * w)
+                                            h * w * self.pixels_per_position)
         qnets = param_coding.quantize(nets, exps)
         deq = param_coding.dequantize(qnets, exps)
         arm_exps = {"weight": exps["arm/weight"], "bias": exps["arm/bias"]}
@@ -223,16 +248,22 @@ class CoolChic:
         latent_bytes = encode_latents(grids, self.offsets, qnets["arm"], arm_exps,
                                       arch.arm_hidden_layers)
         param_bytes = param_coding.encode_params(qnets, exps)
-        data = write_container(self.name, h, w, 3, 8, [
-            (SectionType.HEADER, _write_header(arch)),
-            (SectionType.NETWORKS, param_bytes),
-            (SectionType.LATENTS, latent_bytes)])
-        recon = reconstruct(grids, deq, arch)
+        sections = [(SectionType.HEADER, _write_header(arch)),
+                    (SectionType.NETWORKS, param_bytes),
+                    (SectionType.LATENTS, latent_bytes)]
+        return sections, grids, deq
+
+    def finalize(self, params, target: np.ndarray, image: np.ndarray,
+                 lmbda: float) -> EncodeResult:
+        h, w = image.shape[:2]
+        sections, grids, deq = self.code_fit(params, target, lmbda)
+        data = write_container(self.name, h, w, 3, 8, sections)
+        recon = reconstruct(grids, deq, self.arch)
         n = h * w
         info = {"bpp": 8.0 * len(data) / n, "psnr_db": float(psnr(image, recon)),
-                "latent_bpp": 8.0 * len(latent_bytes) / n,
-                "network_bpp": 8.0 * len(param_bytes) / n,
-                "mac_per_pixel": mac_per_pixel(arch)}
+                "latent_bpp": 8.0 * len(sections[2][1]) / n,
+                "network_bpp": 8.0 * len(sections[1][1]) / n,
+                "mac_per_pixel": mac_per_pixel(self.arch)}
         return EncodeResult(data=data, reconstruction=recon, info=info)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -241,17 +272,29 @@ class CoolChic:
             raise BitstreamError(f"not a coolchic file (codec {c.codec!r})")
         if c.channels != 3 or c.bit_depth != 8:
             raise BitstreamError("coolchic files hold 8-bit RGB images")
-        arch = _read_header(c.section(SectionType.HEADER))
-        qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS), _template(arch))
-        missing = {"arm/weight", "arm/bias"} - set(exps)
-        if missing:
-            raise BitstreamError("coolchic file: ARM weights missing")
-        shapes = [level_shape(c.height, c.width, i) for i in range(arch.n_levels)]
-        grids = decode_latents(c.section(SectionType.LATENTS), shapes,
-                               causal_offsets(arch.arm_context), qnets["arm"],
-                               {"weight": exps["arm/weight"], "bias": exps["arm/bias"]},
-                               arch.arm_hidden_layers)
-        return reconstruct(grids, param_coding.dequantize(qnets, exps), arch)
+        grids, nets, arch = decode_fit(c, c.height, c.width)
+        return reconstruct(grids, nets, arch)
+
+
+def decode_fit(c: Container, height: int, width: int,
+               out_channels: int = 3) -> tuple[list[np.ndarray], dict, Arch]:
+    """The ``HEADER``/``NETWORKS``/``LATENTS`` sections of ``c`` → integer grids (level 0 is
+    ``height × width``), dequantized networks and the architecture.
+
+    Raises:
+      BitstreamError: malformed or inconsistent sections.
+    """
+    arch = _read_header(c.section(SectionType.HEADER), out_channels)
+    qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS), _template(arch))
+    missing = {"arm/weight", "arm/bias"} - set(exps)
+    if missing:
+        raise BitstreamError("coolchic file: ARM weights missing")
+    shapes = [level_shape(height, width, i) for i in range(arch.n_levels)]
+    grids = decode_latents(c.section(SectionType.LATENTS), shapes,
+                           causal_offsets(arch.arm_context), qnets["arm"],
+                           {"weight": exps["arm/weight"], "bias": exps["arm/bias"]},
+                           arch.arm_hidden_layers)
+    return grids, param_coding.dequantize(qnets, exps), arch
 
 
 def make_codec(config=None) -> CoolChic:
