@@ -18,6 +18,7 @@ from nlc_jax.bitstream.errors import BitstreamError
 
 # name -> "module:factory"; imported lazily so that loading one codec never imports the others.
 _FACTORIES: dict[str, str] = {
+    "clric": "nlc_jax.codecs.clric:make_codec",
     "coolchic": "nlc_jax.codecs.coolchic:make_codec",
     "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
 }
