@@ -177,9 +177,12 @@ def search_steps(tree: Any, objective: Callable[[Any], float], lmbda: float, n_p
                  ) -> tuple[dict[str, int], float]:
     """Per-group step search minimising ``objective(weights) + λ · weight bits / n_pixels``.
 
-    Groups are visited in order; each tries the steps ``2^-k`` from coarse to fine with the
+    Groups are visited in order; each tries the steps ``2^-k`` from fine to coarse with the
     already chosen groups quantized and the others still float, and stops ``patience`` steps
-    after the cost last improved.
+    after the cost last improved (ties go to the coarser step). Going from fine to coarse
+    matters: at coarse steps a group of small values rounds to all zeros, where the costs are
+    flat or non-monotone, and a coarse-to-fine search stopped there and zeroed the group (small
+    synthesis biases: a global colour shift).
 
     Args:
       tree: float weights.
@@ -193,12 +196,12 @@ def search_steps(tree: Any, objective: Callable[[Any], float], lmbda: float, n_p
     best_cost = float("inf")
     for g in groups(tree):
         best_k, best_cost, worse = None, float("inf"), 0
-        for k in exponents:
+        for k in sorted(exponents, reverse=True):
             exps = {**chosen, g: k}
             q = quantize(tree, exps)
             bits = sum(b for name, b in group_bits(_only(q, exps)).items() if name in exps)
             cost = objective(dequantize(q, exps)) + lmbda * bits / n_pixels
-            if cost < best_cost:
+            if cost <= best_cost:
                 best_k, best_cost, worse = k, cost, 0
             else:
                 worse += 1
