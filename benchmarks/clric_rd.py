@@ -1,0 +1,211 @@
+"""CLRIC rate–distortion on Kodak with TAEF2: bpp vs LPIPS / PSNR / patch FID, against JPEG and
+WebP at matched rates and Cool-chic 5.0.1's published PSNR points; TAEF2's own round trip as
+the upper bound; encode time per image.
+
+    python benchmarks/clric_rd.py --images ../shared/data/kodak --names kodim01,kodim02 \\
+        --preset fast --n_itr 600 --lmbdas 0.02,0.05,0.15,0.5 \\
+        [--pixel_weight 0] [--autoencoder_dtype float32] [--timing] \\
+        [--output benchmarks/results/clric_rd.json]
+
+Each image's λ values are fitted in one batched call (``nlc_jax.fit.fit_batch``, one engine for
+all images so the step compiles once per shape); every file is decoded and checked against the
+encoder's reconstruction. ``--timing`` also fits the first image one λ at a time (B = 1, twice:
+the second run is timed without compilation). Writes the JSON and ``rd_lpips.png`` /
+``rd_psnr.png`` next to it and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nlc_jax.codecs.clric import Clric  # noqa: E402
+from nlc_jax.codecs.coolchic import mac_per_pixel  # noqa: E402
+from nlc_jax.data.images import load_image  # noqa: E402
+from nlc_jax.fit.engine import Engine, FitOptions, fit_batch, make_mesh  # noqa: E402
+from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
+from nlc_jax.metrics.fid import extract_patches, fid  # noqa: E402
+from nlc_jax.metrics.lpips import cached_lpips_params, lpips  # noqa: E402
+from nlc_jax.metrics.plots import plot_rd  # noqa: E402
+from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
+from nlc_jax.metrics.rd import make_curve  # noqa: E402
+
+REFERENCE = ROOT.parent / "shared" / "reference" / "coolchic-5.0.1-kodak.tsv"
+QUALITIES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 70)
+
+
+def _config(args):
+    spec = importlib.util.spec_from_file_location("clric_config", ROOT / "configs/clric.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config(args.preset)
+    if args.n_itr:
+        c.recipe.n_itr = args.n_itr
+        c.recipe.warmup_steps = max(1, args.n_itr // 20)
+        c.recipe.final_steps = max(1, args.n_itr // 10)
+    c.pixel_weight = args.pixel_weight
+    c.autoencoder_dtype = args.autoencoder_dtype
+    return c
+
+
+def _fit(codec, engine, image, lmbdas, seed):
+    target = codec.prepare_target(image)
+    n = len(lmbdas)
+    t0 = time.perf_counter()
+    fit = fit_batch(codec, np.stack([target] * n), np.ones((n, *target.shape[:2]), np.float32),
+                    np.asarray(lmbdas, np.float32), np.full(n, seed), engine=engine)
+    fit_s = time.perf_counter() - t0
+    results = []
+    for i, lm in enumerate(lmbdas):
+        results.append(codec.finalize(jax.tree.map(lambda x, i=i: x[i], fit.params), target,
+                                      image, lm))
+    return results, fit_s, time.perf_counter() - t0
+
+
+def _match(image, codec_name, bpp):
+    """The quality whose file rate is closest to ``bpp`` → (decoded, bpp, quality)."""
+    n = image.shape[0] * image.shape[1]
+    best = None
+    for q in QUALITIES:
+        dec, size = encode_decode(image, codec_name, q)
+        rate = 8.0 * size / n
+        if best is None or abs(rate - bpp) < abs(best[1] - bpp):
+            best = (dec, rate, q)
+    return best
+
+
+def _fid_features():
+    try:
+        from nlc_jax.metrics.inception import inception_features, load_inception_params
+        params = load_inception_params()
+    except Exception as err:  # weights are an optional install
+        print(f"patch FID skipped: {err}", file=sys.stderr)
+        return None
+    return lambda images: inception_features(
+        params, np.concatenate([extract_patches(im) for im in images]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    p.add_argument("--names", default=",".join(f"kodim{i:02d}" for i in range(1, 25)))
+    p.add_argument("--preset", default="fast")
+    p.add_argument("--n_itr", type=int, default=600)
+    p.add_argument("--lmbdas", default="0.02,0.05,0.15,0.5")
+    p.add_argument("--pixel_weight", type=float, default=0.0)
+    p.add_argument("--autoencoder_dtype", default="float32")
+    p.add_argument("--timing", action="store_true")
+    p.add_argument("--no_fid", action="store_true")
+    p.add_argument("--output", default=str(ROOT / "benchmarks/results/clric_rd.json"))
+    args = p.parse_args()
+    lmbdas = [float(x) for x in args.lmbdas.split(",")]
+    names = args.names.split(",")
+    config = _config(args)
+    codec = Clric(config)
+    engine = Engine(codec, make_mesh(), FitOptions(chunk_steps=100))
+    lp = cached_lpips_params("alex")
+    records, encode, originals = [], [], {}
+    decoded = {f"clric λ={lm:g}": [] for lm in lmbdas}
+    for k, name in enumerate(names):
+        image = load_image(Path(args.images) / f"{name}.png")
+        originals[name] = image
+        results, fit_s, total_s = _fit(codec, engine, image, lmbdas, seed=k)
+        encode.append({"image": name, "fits": len(lmbdas), "fit_s": fit_s, "total_s": total_s})
+        ae = codec.autoencoder
+        up = ae.decode(ae.encode(image), *image.shape[:2])
+        records.append({"codec": "TAEF2 round trip (no compression)", "point": "ae", "image": name,
+                        "bpp": float("nan"), "psnr_db": psnr_exact(up, image),
+                        "lpips": float(lpips(up, image, lp))})
+        for lm, r in zip(lmbdas, results, strict=True):
+            t0 = time.perf_counter()
+            out = codec.decode(r.data)
+            dec_s = time.perf_counter() - t0
+            assert np.array_equal(out, r.reconstruction), "decode differs from the encoder"
+            bpp = 8.0 * len(r.data) / (image.shape[0] * image.shape[1])
+            decoded[f"clric λ={lm:g}"].append(out)
+            records.append({"codec": "CLRIC (TAEF2)", "point": f"{lm:g}", "image": name,
+                            "bpp": bpp, "psnr_db": psnr_exact(out, image),
+                            "lpips": float(lpips(out, image, lp)), "decode_s": dec_s,
+                            "latent_mse": r.info["latent_mse"],
+                            "network_bpp": r.info["network_bpp"]})
+            for classic in ("jpeg", "webp"):
+                dec, rate, q = _match(image, classic, bpp)
+                decoded.setdefault(f"{classic} ~λ={lm:g}", []).append(dec)
+                records.append({"codec": classic.upper() + " (Pillow, matched rate)",
+                                "point": f"{lm:g}", "image": name, "bpp": rate, "quality": q,
+                                "psnr_db": psnr_exact(dec, image),
+                                "lpips": float(lpips(dec, image, lp))})
+        print(f"{name}: fit {fit_s:.1f} s, total {total_s:.1f} s; " + ", ".join(
+            f"{r['bpp']:.4f} bpp {r['psnr_db']:.2f} dB LPIPS {r['lpips']:.3f}"
+            for r in records if r["image"] == name and r["codec"].startswith("CLRIC")),
+            flush=True)
+    if REFERENCE.exists():
+        for line in REFERENCE.read_text().splitlines()[1:]:
+            lm, seq, _, _, psnr_db, rate = line.split("\t")
+            if seq in names:
+                records.append({"codec": "Cool-chic 5.0.1 (published, hop)", "point": lm,
+                                "image": seq, "bpp": float(rate), "psnr_db": float(psnr_db)})
+    fids = {}
+    feats = None if args.no_fid else _fid_features()
+    if feats is not None:
+        ref = feats([originals[n] for n in names])
+        fids = {key: fid(ref, feats(images)) for key, images in decoded.items()}
+        fids["TAEF2 round trip"] = fid(ref, feats(
+            [codec.autoencoder.decode(codec.autoencoder.encode(originals[n]), *originals[n].shape[:2])
+             for n in names]))
+    timing = {}
+    if args.timing:
+        image = originals[names[0]]
+        single = []
+        for _ in range(2):  # the first run compiles the B = 1 step
+            t = 0.0
+            for i, lm in enumerate(lmbdas):
+                _, fit_s, _ = _fit(codec, engine, image, [lm], seed=i)
+                t += fit_s
+            single.append(t)
+        timing = {"one_at_a_time_fit_s_incl_compile": single[0],
+                  "one_at_a_time_fit_s": single[1],
+                  "batched_fit_s": [e["fit_s"] for e in encode]}
+    codecs = sorted({r["codec"] for r in records})
+    curves = [make_curve(records, c, names) for c in codecs]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for metric in ("lpips", "psnr_db"):
+        plot_rd([c for c in curves if c.bpp.size and np.all(np.isfinite(c.bpp))], metric,
+                out.with_name(f"{out.stem}_{metric}.png"),
+                dataset=f"Kodak ({len(names)} images), TAEF2")
+    summary = {c.codec: {"bpp": c.bpp.tolist(),
+                         **{m: c.values[m].tolist() for m in ("psnr_db", "lpips")}}
+               for c in curves}
+    load = os.getloadavg()
+    json.dump({"command": " ".join(sys.argv), "config": config.to_dict(),
+               "mac_per_pixel": mac_per_pixel(codec.arch) / codec.pixels_per_position,
+               "load_average": load, "images": names, "lmbdas": lmbdas, "curves": summary,
+               "patch_fid": fids, "encode": encode, "timing": timing, "records": records},
+              open(out, "w"), indent=1, default=float)
+    print(f"\n{'codec':40s} {'bpp':>8s} {'PSNR':>7s} {'LPIPS':>7s}")
+    for c in curves:
+        for i in range(len(c.bpp)):
+            print(f"{c.codec:40s} {c.bpp[i]:8.4f} {c.values['psnr_db'][i]:7.2f} "
+                  f"{c.values['lpips'][i]:7.4f}")
+    for key, value in fids.items():
+        print(f"patch FID {key}: {value:.1f}")
+    if timing:
+        print(json.dumps(timing))
+    print(f"load average {load}")
+
+
+if __name__ == "__main__":
+    main()
