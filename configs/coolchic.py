@@ -22,12 +22,14 @@ ARCHS = {
     "hop": (24, 2, ("40-1-linear-relu", "3-1-linear-none", "3-3-residual-relu",
                     "3-3-residual-none")),
 }
-# name: (total iterations, warm-up iterations per stage, final STE iterations, candidates)
+# name: (total iterations, warm-up iterations per stage (0: Cool-chic's rule, 50 / 100 / 200 / 400
+# for n_itr below 4k / 9k / 12k / above, so --config.recipe.n_itr=2000 works), final STE
+# iterations, candidates)
 RECIPES = {
     "fast": (300, 30, 50, 2),
-    "lop": (10_000, 400, 500, 5),
-    "mop": (10_000, 400, 500, 5),
-    "hop": (10_000, 400, 500, 5),
+    "lop": (10_000, 0, 500, 5),
+    "mop": (10_000, 0, 500, 5),
+    "hop": (10_000, 0, 500, 5),
 }
 
 
@@ -51,7 +53,7 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
 
     c.recipe = config_dict.ConfigDict()
     c.recipe.n_itr = n_itr             # total iterations (warm-up + main + final)
-    c.recipe.warmup_steps = warmup     # per warm-up stage (two stages: all, then the best 2)
+    c.recipe.warmup_steps = warmup     # per warm-up stage (all, then the best 2); 0: by n_itr
     c.recipe.final_steps = final       # hard quantization with the straight-through estimator
     c.recipe.n_candidates = candidates
     c.recipe.lr = 1e-2

@@ -73,6 +73,12 @@ def test_protocol_and_registry():
     assert [p.name for p in phases] == ["warmup", "warmup2", "main", "final"]
     assert phases[0].keep == 2 and phases[1].keep == 1
     assert registry.decoder("coolchic").decode is not None
+    # Cool-chic's warm-up rule: a 2000-step hop recipe is 5×50 + 2×50 + 1150 + 500 steps
+    hop = get_config("hop")
+    hop.recipe.n_itr = 2000
+    assert [p.steps for p in CoolChic(hop).recipe()] == [50, 50, 1150, 500]
+    hop.recipe.n_itr = 10_000
+    assert [p.steps for p in CoolChic(hop).recipe()] == [200, 200, 8100, 500]
     with pytest.raises(BitstreamError, match="no decoder"):
         registry.decoder("nonexistent")
 

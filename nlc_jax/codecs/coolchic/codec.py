@@ -67,6 +67,15 @@ def encoder_gain(lmbda, fixed: float = 0.0):
     return jnp.where(lmbda < 2e-4, 24.0, jnp.where(lmbda < 5e-4, 20.0, 16.0))
 
 
+def auto_warmup_steps(n_itr: int) -> int:
+    """Cool-chic 5's warm-up length per stage for a budget of ``n_itr`` iterations:
+    50 / 100 / 200 / 400 below 4k / 9k / 12k / above."""
+    for limit, steps in ((4000, 50), (9000, 100), (12000, 200)):
+        if n_itr < limit:
+            return steps
+    return 400
+
+
 def synthesize_numpy(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
     """Decoded integer grids and dequantized networks → ``[H, W, out_channels]`` float32.
 
@@ -139,7 +148,7 @@ class CoolChic:
 
     def recipe(self) -> list[Phase]:
         r = self.config.recipe
-        w = int(r.warmup_steps)
+        w = int(r.warmup_steps) or auto_warmup_steps(int(r.n_itr))
         main = int(r.n_itr) - int(r.final_steps) - (self.n_candidates + 2) * w
         if main < 1:
             raise ValueError(f"coolchic recipe: n_itr={r.n_itr} leaves no main phase after "
