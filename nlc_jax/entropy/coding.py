@@ -124,7 +124,8 @@ def snap_probabilities(probs: np.ndarray) -> np.ndarray:
     if p.min() < 0:
         raise ValueError("probabilities must be non-negative")
     factor = np.where(total > 0, np.float32(COUNT_TOTAL) / np.where(total > 0, total, 1), 0)
-    counts = np.rint(p * factor)
+    counts = np.multiply(p, factor.astype(np.float32), out=np.empty(p.shape, np.float32))
+    np.rint(counts, out=counts)
     return np.maximum(counts, np.float32(1.0), out=counts)
 
 
@@ -230,6 +231,32 @@ class ConditionalEncoder:
         edge = np.abs(clipped) == plan.bound
         self._encode_escapes(np.abs(residual[edge]) - plan.bound[edge])
 
+    def encode_tabled(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> None:
+        """Like :meth:`encode` but with fixed per-(scale, mean cell) tables (table path).
+
+        For streams whose ``loc``/``scale [...]`` are all known before decoding; much faster than
+        :meth:`encode` (one fixed-model call per group). Read back with
+        :meth:`ConditionalDecoder.decode_tabled`; the two paths' streams differ.
+        """
+        symbols = np.asarray(symbols)
+        if symbols.size == 0:
+            return
+        plan = _TablePlan(loc, scale, symbols.shape)
+        flat = symbols.reshape(-1).astype(np.int64)
+        residual = flat - plan.shift
+        clipped = np.clip(residual, -plan.bound, plan.bound)
+        coded = (clipped + plan.bound).astype(np.int32)[plan.order]
+        coder = self._coder
+        for s, m, start, end in plan.groups():
+            coder.encode(coded[start:end], _table_models(self.family, s)[m])
+        # Escapes in position order (the decoder finds them after scattering back).
+        edge = np.abs(clipped) == plan.bound
+        if plan.big.size:
+            edge[plan.big] = False
+        self._encode_escapes(np.abs(residual[edge]) - plan.bound[edge])
+        if plan.big.size:
+            self.encode(flat[plan.big], plan.loc[plan.big], plan.scale[plan.big])
+
     def encode_categorical(self, symbols: np.ndarray, probs: np.ndarray) -> None:
         """Encode ``symbols [...]`` in ``[0, K)`` under per-symbol ``probs [..., K]`` (snapped)."""
         symbols = np.asarray(symbols).reshape(-1)
@@ -310,6 +337,27 @@ class ConditionalDecoder:
         residual = clipped.copy()
         residual[edge] += np.sign(clipped[edge]) * self._decode_escapes(int(edge.sum()))
         return _to_int32(residual + plan.shift).reshape(shape)
+
+    def decode_tabled(self, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`ConditionalEncoder.encode_tabled`; returns int32 ``[...]``."""
+        shape = np.broadcast_shapes(np.shape(loc), np.shape(scale))
+        plan = _TablePlan(loc, scale, shape)
+        out = np.zeros(plan.shift.size, np.int64)
+        if out.size == 0:
+            return out.astype(np.int32).reshape(shape)
+        decoded = np.empty(plan.tabled, np.int32)
+        for s, m, start, end in plan.groups():
+            decoded[start:end] = self._call(_table_models(self.family, s)[m], end - start)
+        out[plan.order[:plan.tabled]] = decoded
+        out -= plan.bound
+        if plan.big.size:
+            out[plan.big] = 0  # coded after the escapes, never an edge
+        edge = np.flatnonzero(np.abs(out) == plan.bound)
+        out[edge] += np.sign(out[edge]) * self._decode_escapes(edge.size)
+        out += plan.shift
+        if plan.big.size:
+            out[plan.big] = self.decode(plan.loc[plan.big], plan.scale[plan.big])
+        return _to_int32(out).reshape(shape)
 
     def decode_categorical(self, probs: np.ndarray) -> np.ndarray:
         """Decode one symbol per probability vector of ``probs [..., K]``; returns int32 ``[...]``."""
@@ -403,3 +451,119 @@ def encode_categorical(symbols: np.ndarray, probs: np.ndarray) -> bytes:
 def decode_categorical(data: bytes, probs: np.ndarray) -> np.ndarray:
     """One-shot inverse of :func:`encode_categorical`; returns int32 ``probs.shape[:-1]``."""
     return ConditionalDecoder(data).decode_categorical(probs)
+
+
+# --- Table path: streams whose parameters are all known before decoding ---------------------
+#
+# Every (scale-table index, mean cell) pair of a snapped (loc, scale) selects one fixed integer
+# table, so a whole non-autoregressive stream is coded as a few large fixed-model calls instead
+# of one per-symbol parameterised call: symbols are grouped by that key (a stable radix sort of a
+# uint16 key, reproducible by the decoder from the parameters alone) and each group is coded with
+# a non-parameterised ``Categorical``. Scales whose support exceeds :data:`TABLE_MAX_BOUND` keep
+# the per-symbol parameterised path (after all table groups). Escapes are as in :meth:`encode`.
+
+TABLE_MAX_BOUND = 1023  # largest support bound [-B, B] coded with a fixed table
+TABLE_PROB_BITS = 24  # table counts sum to 2^24 (the coder's precision), each >= 1
+_MEAN_CELLS = round(1.0 / MEAN_STEP)  # fractional-mean cells per unit: means in [-1/2, 1/2)
+
+
+@functools.cache
+def _table_counts(family: str, index: int) -> np.ndarray:
+    """Integer counts ``[MEAN_CELLS, 2B + 1]`` (float64) of scale-table entry ``index``.
+
+    Row ``m`` is the mean ``(m - MEAN_CELLS/2) * MEAN_STEP``; edge bins carry the tails. Masses
+    are rounded to a 2^-40 grid before flooring, so last-ulp libm differences cannot move a
+    count except on an exact grid tie; a test pins the checksum of all tables.
+    """
+    bound = int(SUPPORT_BOUNDS[_SUPPORT_OF_SCALE[index]])
+    mean = ((np.arange(_MEAN_CELLS) - _MEAN_CELLS // 2) * MEAN_STEP)[:, None]
+    k = np.arange(-bound, bound + 1, dtype=np.float64)[None, :]
+    lo = np.where(k == -bound, -np.inf, k - 0.5)
+    hi = np.where(k == bound, np.inf, k + 0.5)
+    mass = numpy_bin_mass(family, lo, hi, mean, np.full_like(mean, SCALE_TABLE[index]))
+    mass = np.round(mass * 2.0 ** 40) / 2.0 ** 40
+    free = (1 << TABLE_PROB_BITS) - (2 * bound + 1)
+    counts = np.floor(mass * free) + 1.0
+    # Hand the rounding remainder to the most probable bin so every row sums to exactly 2^24.
+    top = np.argmax(counts, axis=1)
+    counts[np.arange(_MEAN_CELLS), top] += (1 << TABLE_PROB_BITS) - counts.sum(axis=1)
+    counts.setflags(write=False)
+    return counts
+
+
+@functools.cache
+def _table_models(family: str, index: int) -> tuple:
+    counts = _table_counts(family, index)
+    cat = constriction.stream.model.Categorical
+    return tuple(cat(row, perfect=False) for row in counts)
+
+
+def table_checksum(family: str, indices: np.ndarray) -> str:
+    """sha256 of the counts of scale-table entries ``indices`` (for pinning tests)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for index in np.asarray(indices).reshape(-1):
+        digest.update(_table_counts(family, int(index)).astype("<f8").tobytes())
+    return digest.hexdigest()
+
+
+class _TablePlan:
+    """Symbols of one table-path call grouped by ``(scale index, mean cell)`` (flat ``[N]``)."""
+
+    def __init__(self, loc: np.ndarray, scale: np.ndarray, shape: tuple[int, ...]):
+        loc = np.broadcast_to(np.asarray(loc), shape).reshape(-1)
+        scale = np.broadcast_to(np.asarray(scale), shape).reshape(-1)
+        steps = np.rint(np.clip(_finite("loc", loc.astype(np.float64)), -MAX_ABS_LOC, MAX_ABS_LOC)
+                        / MEAN_STEP).astype(np.int64)
+        self.shift = (steps + _MEAN_CELLS // 2) // _MEAN_CELLS
+        cell = steps - self.shift * _MEAN_CELLS + _MEAN_CELLS // 2  # in [0, MEAN_CELLS)
+        self.index = scale_index(scale)
+        self.bound = SUPPORT_BOUNDS[_SUPPORT_OF_SCALE[self.index]]
+        self.big = np.flatnonzero(self.bound > TABLE_MAX_BOUND)
+        key = (self.index.astype(np.uint16) * _MEAN_CELLS + cell.astype(np.uint16))
+        if self.big.size:
+            key[self.big] = np.iinfo(np.uint16).max  # sorted last, coded per symbol
+        self.order = np.argsort(key, kind="stable")  # radix sort for uint16
+        sizes = np.bincount(key, minlength=1 << 16)
+        self.keys = np.flatnonzero(sizes[:-1])
+        self.ends = np.cumsum(sizes[self.keys])
+        self.tabled = int(self.ends[-1]) if self.keys.size else 0
+        self.loc, self.scale, self.cell = loc, scale, cell
+
+    def groups(self):
+        """``(models row, start, end)`` of each table group in sorted order."""
+        start = 0
+        for key, end in zip(self.keys.tolist(), self.ends.tolist()):
+            yield key // _MEAN_CELLS, key % _MEAN_CELLS, start, end
+            start = end
+
+
+def table_exact_bits(symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray,
+                     family: str = "laplace") -> float:
+    """Bits :meth:`ConditionalEncoder.encode_tabled` spends on ``symbols [...]`` (before padding)."""
+    _check_family(family)
+    symbols = np.asarray(symbols)
+    if symbols.size == 0:
+        return 0.0
+    plan = _TablePlan(loc, scale, symbols.shape)
+    flat = symbols.reshape(-1).astype(np.int64)
+    residual = flat - plan.shift
+    clipped = np.clip(residual, -plan.bound, plan.bound)
+    tabled = np.ones(flat.size, bool)
+    tabled[plan.big] = False
+    counts = np.empty(flat.size, np.float64)
+    for s in np.unique(plan.index[tabled]).tolist():
+        sel = np.flatnonzero(tabled & (plan.index == s))
+        table = _table_counts(family, s)
+        counts[sel] = table[plan.cell[sel], clipped[sel] + plan.bound[sel]]
+    edge = tabled & (np.abs(clipped) == plan.bound)
+    # constriction rescales the counts to its 24-bit total minus one guaranteed count per bin.
+    total = 2.0 ** _CODER_PRECISION
+    width = (2 * plan.bound[tabled] + 1).astype(np.float64)
+    quantized = (counts[tabled] / 2.0 ** TABLE_PROB_BITS * (total - width) + 1.0) / total
+    bits = float(-np.log2(quantized).sum())
+    bits += _escape_bits(np.abs(residual[edge]) - plan.bound[edge])
+    if plan.big.size:
+        bits += exact_bits(flat[plan.big], plan.loc[plan.big], plan.scale[plan.big], family)
+    return bits

@@ -35,18 +35,21 @@ class ConditionalEntropyModel:
         return -jnp.sum(jnp.log2(self.likelihood(y, loc, scale)))
 
     def compress(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> bytes:
-        """Integer ``symbols [...]`` → bytes (``loc``/``scale`` snapped inside)."""
+        """Integer ``symbols [...]`` → bytes (``loc``/``scale`` snapped inside).
+
+        All parameters are known before decoding, so this uses the coder's table path.
+        """
         encoder = coding.ConditionalEncoder(self.family)
-        encoder.encode(symbols, loc, self._scale(scale))
+        encoder.encode_tabled(symbols, loc, self._scale(scale))
         return encoder.finish()
 
     def decompress(self, data: bytes, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`compress`; returns int32 of the broadcast shape of ``loc``, ``scale``."""
-        return coding.ConditionalDecoder(data, self.family).decode(loc, self._scale(scale))
+        return coding.ConditionalDecoder(data, self.family).decode_tabled(loc, self._scale(scale))
 
     def exact_bits(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> float:
         """Bits :meth:`compress` spends (up to the final word padding, < 64 bits)."""
-        return coding.exact_bits(symbols, loc, self._scale(scale), self.family)
+        return coding.table_exact_bits(symbols, loc, self._scale(scale), self.family)
 
     def _scale(self, scale: np.ndarray) -> np.ndarray:
         return np.maximum(np.asarray(scale, np.float64), self.min_scale)
