@@ -4,7 +4,7 @@ the upper bound; encode time per image.
 
     python benchmarks/clric_rd.py --images ../shared/data/kodak --names kodim01,kodim02 \\
         --preset fast --n_itr 600 --lmbdas 0.02,0.05,0.15,0.5 \\
-        [--pixel_weight 0] [--autoencoder_dtype float32] [--timing] \\
+        [--pixel_weight 0] [--autoencoder_dtype float32] [--crop 0] [--timing] [--no_fid] \\
         [--output benchmarks/results/clric_rd.json]
 
 Each image's λ values are fitted in one batched call (``nlc_jax.fit.fit_batch``, one engine for
@@ -106,6 +106,7 @@ def main() -> None:
     p.add_argument("--lmbdas", default="0.02,0.05,0.15,0.5")
     p.add_argument("--pixel_weight", type=float, default=0.0)
     p.add_argument("--autoencoder_dtype", default="float32")
+    p.add_argument("--crop", type=int, default=0, help="top-left N×N crop (0: whole image)")
     p.add_argument("--timing", action="store_true")
     p.add_argument("--no_fid", action="store_true")
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/clric_rd.json"))
@@ -120,6 +121,8 @@ def main() -> None:
     decoded = {f"clric λ={lm:g}": [] for lm in lmbdas}
     for k, name in enumerate(names):
         image = load_image(Path(args.images) / f"{name}.png")
+        if args.crop:
+            image = image[:args.crop, :args.crop]
         originals[name] = image
         results, fit_s, total_s = _fit(codec, engine, image, lmbdas, seed=k)
         encode.append({"image": name, "fits": len(lmbdas), "fit_s": fit_s, "total_s": total_s})

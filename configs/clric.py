@@ -11,7 +11,7 @@ Presets:
 
 ``lmbda``: ``loss = MSE(latent) + lmbda · bpp`` with bpp per *image* pixel. The latent's scale is
 the autoencoder's (TAEF2: std ≈ 0.86 per channel), so λ is on a different scale from COOL-CHIC's
-pixel λ; for TAEF2 useful values lie in about 0.5 … 20 (see ``docs/clric.md``).
+pixel λ; for TAEF2 useful values lie in about 0.03 … 1 (see ``docs/clric.md``).
 ``synthesis`` layer specs are COOL-CHIC's; ``C`` stands for the latent channels of the
 autoencoder (32 for TAEF2, 4 for SD VAEs).
 """
@@ -40,7 +40,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.codec = "clric"
     c.preset = preset
-    c.lmbda = 2.0
+    c.lmbda = 0.1
 
     c.autoencoder = "taef2"            # nlc_jax.autoencoders.load name or path
     c.weights_dir = ""                 # "" = $NLC_WEIGHTS_DIR, else ../shared/weights
