@@ -24,6 +24,7 @@ or refused.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from typing import Literal
 
@@ -500,8 +501,6 @@ def _table_models(family: str, index: int) -> tuple:
 
 def table_checksum(family: str, indices: np.ndarray) -> str:
     """sha256 of the counts of scale-table entries ``indices`` (for pinning tests)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for index in np.asarray(indices).reshape(-1):
         digest.update(_table_counts(family, int(index)).astype("<f8").tobytes())
@@ -532,9 +531,9 @@ class _TablePlan:
         self.loc, self.scale, self.cell = loc, scale, cell
 
     def groups(self):
-        """``(models row, start, end)`` of each table group in sorted order."""
+        """``(scale index, mean cell, start, end)`` of each table group, in coding order."""
         start = 0
-        for key, end in zip(self.keys.tolist(), self.ends.tolist()):
+        for key, end in zip(self.keys.tolist(), self.ends.tolist(), strict=True):
             yield key // _MEAN_CELLS, key % _MEAN_CELLS, start, end
             start = end
 
