@@ -41,6 +41,7 @@ SCALE_MIN_LOG2 = -6
 SCALE_MAX_LOG2 = 14
 SCALE_STEPS_PER_OCTAVE = 16
 MEAN_STEP = 1.0 / 64.0
+_MEAN_CELLS = round(1.0 / MEAN_STEP)  # mean grid steps per unit (fractional means in [-1/2, 1/2))
 PROB_BITS = 16
 COUNT_TOTAL = 1 << PROB_BITS
 MAX_ABS_LOC = float(1 << 24)
@@ -147,17 +148,26 @@ def _uniform_family():
     return constriction.stream.model.Uniform()
 
 
+def _flat_float64(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    if values.shape != shape:
+        values = np.broadcast_to(values, shape)
+    return values.reshape(-1)
+
+
 class _Plan:
     """Snapped parameters of one conditional call, grouped by coded support (flat arrays ``[N]``)."""
 
     def __init__(self, loc: np.ndarray, scale: np.ndarray, shape: tuple[int, ...]):
-        loc = np.broadcast_to(np.asarray(loc), shape).reshape(-1)
-        scale = np.broadcast_to(np.asarray(scale), shape).reshape(-1)
-        steps = np.rint(np.clip(_finite("loc", loc.astype(np.float64)), -MAX_ABS_LOC, MAX_ABS_LOC)
-                        / MEAN_STEP)
-        per_unit = round(1.0 / MEAN_STEP)
-        self.shift = np.floor((steps + per_unit // 2) / per_unit).astype(np.int64)
-        self.mean = (steps - self.shift * per_unit) * MEAN_STEP
+        loc, scale = _flat_float64(loc, shape), _flat_float64(scale, shape)
+        steps = np.clip(_finite("loc", loc), -MAX_ABS_LOC, MAX_ABS_LOC)
+        steps *= 1.0 / MEAN_STEP  # exact: MEAN_STEP is a power of two
+        np.rint(steps, out=steps)
+        shift = steps + _MEAN_CELLS // 2
+        shift *= 1.0 / _MEAN_CELLS
+        np.floor(shift, out=shift)
+        self.mean = (steps - shift * _MEAN_CELLS) * MEAN_STEP
+        self.shift = shift.astype(np.int64)
         index = scale_index(scale)
         self.scale = SCALE_TABLE[index]
         support = _SUPPORT_OF_SCALE[index]
@@ -328,16 +338,17 @@ class ConditionalDecoder:
         """Decode ``loc.shape`` symbols with per-symbol ``loc``/``scale``; returns int32 ``[...]``."""
         shape = np.broadcast_shapes(np.shape(loc), np.shape(scale))
         plan = _Plan(loc, scale, shape)
-        clipped = np.zeros(plan.mean.shape, np.int64)
-        if clipped.size == 0:
-            return clipped.astype(np.int32).reshape(shape)
+        if plan.mean.size == 0:
+            return np.zeros(shape, np.int32)
+        residual = np.empty(plan.mean.shape, np.int64)
         for bound, idx in plan.slices():
-            clipped[idx] = self._call(_quantized_family(self.family, bound),
-                                      plan.mean[idx], plan.scale[idx])
-        edge = np.abs(clipped) == plan.bound
-        residual = clipped.copy()
-        residual[edge] += np.sign(clipped[edge]) * self._decode_escapes(int(edge.sum()))
-        return _to_int32(residual + plan.shift).reshape(shape)
+            residual[idx] = self._call(_quantized_family(self.family, bound),
+                                       plan.mean[idx], plan.scale[idx])
+        edge = np.flatnonzero(np.abs(residual) == plan.bound)
+        if edge.size:
+            residual[edge] += np.sign(residual[edge]) * self._decode_escapes(edge.size)
+        residual += plan.shift
+        return _to_int32(residual).reshape(shape)
 
     def decode_tabled(self, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`ConditionalEncoder.encode_tabled`; returns int32 ``[...]``."""
@@ -465,7 +476,6 @@ def decode_categorical(data: bytes, probs: np.ndarray) -> np.ndarray:
 
 TABLE_MAX_BOUND = 1023  # largest support bound [-B, B] coded with a fixed table
 TABLE_PROB_BITS = 24  # table counts sum to 2^24 (the coder's precision), each >= 1
-_MEAN_CELLS = round(1.0 / MEAN_STEP)  # fractional-mean cells per unit: means in [-1/2, 1/2)
 
 
 @functools.cache

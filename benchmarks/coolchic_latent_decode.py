@@ -1,0 +1,87 @@
+"""COOL-CHIC latent entropy decoding time on a Kodak-sized latent pyramid, per preset.
+
+    python benchmarks/coolchic_latent_decode.py [--height 512] [--width 768] [--repeats 2] \\
+        [--output bench_out]
+
+Isolates the part of COOL-CHIC decoding that issue #4 found dominant: range decoding the 7
+latent grids (1/1 … 1/64 of ``height × width``) with the integer ARM along the stripe wavefronts
+of ``nlc_jax.codecs.coolchic.latent_coding``. The ARM has each preset's context size and depth
+but random integer weights (no fit needed), and the latents are Laplace(0, 0.7) integers, so the
+timing measures the coding machinery (per-wavefront ARM call + coder call), not a trained model's
+rate. Prints a table and writes ``<output>/coolchic_latent_decode.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from configs.coolchic import ARCHS  # noqa: E402
+from nlc_jax.codecs.coolchic import latent_coding  # noqa: E402
+from nlc_jax.entropy.context import causal_offsets  # noqa: E402
+
+
+def _random_arm(n: int, hidden: int, rng: np.random.Generator) -> dict:
+    qarm = {f"h{i}": {"w": rng.integers(-40, 40, (n, n)), "b": rng.integers(-40, 40, n)}
+            for i in range(hidden)}
+    qarm["out"] = {"w": rng.integers(-40, 40, (n, 2)), "b": np.array([0, -300])}
+    return qarm
+
+
+def measure(preset: str, height: int, width: int, repeats: int) -> dict:
+    context, hidden, _ = ARCHS[preset]
+    offsets = causal_offsets(context)
+    rng = np.random.default_rng(0)
+    qarm, exps = _random_arm(len(offsets), hidden, rng), {"weight": 8, "bias": 8}
+    shapes = [(height >> k, width >> k) for k in range(7)]
+    grids = [np.rint(rng.laplace(0.0, 0.7, s)).astype(np.int32) for s in shapes]
+    t0 = time.perf_counter()
+    data = latent_coding.encode_latents(grids, offsets, qarm, exps, hidden)
+    t_enc = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = latent_coding.decode_latents(data, shapes, offsets, qarm, exps, hidden)
+        best = min(best, time.perf_counter() - t0)
+    assert all(np.array_equal(a, b) for a, b in zip(out, grids, strict=True)), "round trip"
+    steps = len(latent_coding._Layout(shapes, offsets).starts) - 1
+    return {"preset": preset, "arm_context": context, "arm_hidden": hidden,
+            "latents": int(sum(g.size for g in grids)), "wavefronts": steps,
+            "bytes": len(data), "encode_s": t_enc, "decode_s": best,
+            "decode_ms_per_wavefront": 1e3 * best / steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=768)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--output", default="bench_out")
+    args = parser.parse_args()
+    rows = [measure(p, args.height, args.width, args.repeats) for p in ARCHS]
+    print(f"{'preset':<6} {'ctx':>4} {'hid':>4} {'latents':>8} {'waves':>6} {'enc s':>7} "
+          f"{'dec s':>7} {'ms/wave':>8}")
+    for r in rows:
+        print(f"{r['preset']:<6} {r['arm_context']:>4} {r['arm_hidden']:>4} {r['latents']:>8} "
+              f"{r['wavefronts']:>6} {r['encode_s']:>7.3f} {r['decode_s']:>7.3f} "
+              f"{r['decode_ms_per_wavefront']:>8.3f}")
+    meta = {"cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+            "image": f"{args.width}x{args.height}", "weights": "random integer ARM"}
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "coolchic_latent_decode.json").write_text(
+        json.dumps({"meta": meta, "results": rows}, indent=2))
+    print(f"load average {meta['load_avg_1min']:.1f} on {meta['cpus']} CPUs; "
+          f"wrote {out / 'coolchic_latent_decode.json'}")
+
+
+if __name__ == "__main__":
+    main()
