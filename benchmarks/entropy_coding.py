@@ -4,7 +4,9 @@
 
 For each stream: encode and decode throughput (M symbols/s, best of ``--repeats``, end to end
 through ``nlc_jax.entropy.coding`` including parameter snapping, and for the bare constriction
-call on the same snapped parameters), the ideal size ``-sum(log2 p)`` under the *unsnapped*
+per-symbol call on the same snapped parameters); the Laplace/Gaussian streams are timed on both
+the per-symbol path (``encode``, for autoregressive streams) and the table path
+(``encode_tabled``, parameters known before decoding), the ideal size ``-sum(log2 p)`` under the *unsnapped*
 float64 model, the size predicted by ``exact_bits`` and the real coded size. Prints a table and
 writes ``<output>/entropy_coding.json``.
 """
@@ -34,7 +36,7 @@ def _best(fn, repeats):
     return best, out
 
 
-def conditional_stream(family: str, n: int, repeats: int) -> dict:
+def conditional_stream(family: str, n: int, repeats: int) -> list[dict]:
     rng = np.random.default_rng(0)
     loc = rng.uniform(-10, 10, n)
     scale = np.exp(rng.uniform(np.log(0.1), np.log(30.0), n))
@@ -67,8 +69,26 @@ def conditional_stream(family: str, n: int, repeats: int) -> dict:
     t_bare_enc, words = _best(bare_encode, repeats)
     t_bare_dec, _ = _best(
         lambda: constriction.stream.queue.RangeDecoder(words).decode(model, mean, s_scale), repeats)
-    return _row(f"{family} (per-symbol loc/scale)", n, t_enc, t_dec, t_bare_enc, t_bare_dec,
-                ideal, coding.exact_bits(symbols, loc, scale, family), 8 * len(data))
+    per_symbol = _row(f"{family} (per-symbol loc/scale)", n, t_enc, t_dec, t_bare_enc,
+                      t_bare_dec, ideal, coding.exact_bits(symbols, loc, scale, family),
+                      8 * len(data))
+
+    def encode_tabled():
+        enc = coding.ConditionalEncoder(family)
+        enc.encode_tabled(symbols, loc, scale)
+        return enc.finish()
+
+    t_cold = time.perf_counter()
+    encode_tabled()  # first call builds the integer tables (cached afterwards)
+    t_cold = time.perf_counter() - t_cold
+    t_enc, data = _best(encode_tabled, repeats)
+    t_dec, decoded = _best(
+        lambda: coding.ConditionalDecoder(data, family).decode_tabled(loc, scale), repeats)
+    assert np.array_equal(decoded, symbols), "table-path round trip failed"
+    tabled = _row(f"{family} (table path)", n, t_enc, t_dec, t_bare_enc, t_bare_dec, ideal,
+                  coding.table_exact_bits(symbols, loc, scale, family), 8 * len(data))
+    tabled["first_encode_seconds_with_table_build"] = t_cold
+    return [per_symbol, tabled]
 
 
 def categorical_stream(n: int, k: int, repeats: int) -> dict:
@@ -109,8 +129,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", default="bench_out")
     args = parser.parse_args()
-    rows = [conditional_stream("laplace", args.symbols, args.repeats),
-            conditional_stream("gaussian", args.symbols, args.repeats),
+    rows = [*conditional_stream("laplace", args.symbols, args.repeats),
+            *conditional_stream("gaussian", args.symbols, args.repeats),
             categorical_stream(args.symbols, 16, args.repeats)]
     print(f"{'stream':<36} {'enc M/s':>8} {'dec M/s':>8} {'bare enc':>9} {'bare dec':>9} "
           f"{'ideal B':>10} {'coded B':>10} {'vs ideal':>9} {'coded-exact b':>14}")
