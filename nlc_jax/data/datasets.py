@@ -91,44 +91,73 @@ def _import_tfds():
     return tfds
 
 
-def tfds_sources(name: str, split: str = "test", data_dir: str | None = None) -> list[ImageSource]:
-    """Images of a TensorFlow Datasets split (its ``image`` feature), read into memory."""
+def tfds_examples(name: str, split: str, data_dir: str | None = None):
+    """Random-access examples of a TensorFlow Datasets split: ``examples[i]`` is a dict of numpy.
+
+    A dataset prepared as ``array_record`` (or ``parquet``) is read lazily through
+    ``tfds.data_source``; one prepared as ``tfrecord`` (tfds' default, which has no random access)
+    is read into memory once through ``tfds.load``.
+
+    Raises:
+      ImageReadError: tfds is missing or cannot load the dataset (one line).
+    """
     tfds = _import_tfds()
     try:
-        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
+        try:
+            return tfds.data_source(name, split=split, data_dir=data_dir)
+        except NotImplementedError:  # tfrecord files: sequential reads only
+            ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
+            return list(tfds.as_numpy(ds))
     except Exception as e:  # tfds raises many types (DatasetNotFoundError, ValueError, …)
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImageReadError(f"tfds:{name}:{split}: cannot load ({reason})") from None
+
+
+def example_image(example: dict, where: str) -> np.ndarray:
+    """The ``image`` feature of a tfds example as ``[H, W, 3]`` uint8 (gray replicated)."""
+    if "image" not in example:
+        raise ImageReadError(f"{where}: examples have no 'image' feature")
+    image = np.asarray(example["image"], np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ImageReadError(f"{where}: 'image' has shape {image.shape}, expected [H, W, 1|3|4]")
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def tfds_sources(name: str, split: str = "test", data_dir: str | None = None) -> list[ImageSource]:
+    """Images of a TensorFlow Datasets split (its ``image`` feature), read into memory."""
+    where = f"tfds:{name}:{split}"
     sources = []
-    for i, example in enumerate(tfds.as_numpy(ds)):
-        if "image" not in example:
-            raise ImageReadError(f"tfds:{name}:{split}: examples have no 'image' feature")
-        image = np.asarray(example["image"], np.uint8)
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = np.repeat(image, 3, axis=-1)
+    for i, example in enumerate(tfds_examples(name, split, data_dir)):
+        image = example_image(example, where)
         stem = example.get("name")
         stem = stem.decode() if isinstance(stem, bytes) else f"{name}_{split}_{i:05d}"
-        sources.append(ImageSource(stem, array=image[..., :3]))
+        sources.append(ImageSource(stem, array=image))
     return sources
 
 
-def image_folder_builder(folder: str | Path, name: str, data_dir: str | None = None) -> Callable:
+def image_folder_builder(folder: str | Path, name: str, data_dir: str | None = None,
+                         file_format: str = "array_record") -> Callable:
     """A tfds builder for a local image folder (e.g. Kodak, CLIC), one ``test`` split.
 
-    Features: ``image`` (uint8 RGB) and ``name`` (file stem). After
-    ``builder.download_and_prepare()`` the dataset loads as ``tfds:<name>`` (with the same
-    ``data_dir``).
+    Features: ``image`` (uint8 RGB) and ``name`` (file stem), in sorted file order. After
+    ``builder.download_and_prepare()`` the dataset loads as ``tfds:<name>:test`` (with the same
+    ``data_dir``) in ``encode.py --input`` and in training (``data=tfds:<name>:test``). The
+    default ``array_record`` format gives the random access that training needs.
     """
     tfds = _import_tfds()
     files = list_images(folder)
 
-    class _ImageFolder(tfds.core.GeneratorBasedBuilder):
+    class _ImageFolder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
             return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(None, None, 3)),
-                "name": tfds.features.Text()}))
+                "name": tfds.features.Text()}), disable_shuffling=True)  # sorted file order
 
         def _split_generators(self, dl_manager):
             del dl_manager
@@ -139,4 +168,4 @@ def image_folder_builder(folder: str | Path, name: str, data_dir: str | None = N
                 yield path.stem, {"image": load_image(path), "name": path.stem}
 
     _ImageFolder.name = name
-    return _ImageFolder(data_dir=data_dir)
+    return _ImageFolder(data_dir=data_dir, file_format=file_format)

@@ -4,7 +4,8 @@ A dataset is named by one string (the config key ``data``):
 
 * a folder (or a glob / a single file) of images, read with :func:`nlc_jax.data.images.load_image`;
 * ``tfds:<name>`` or ``tfds:<name>:<split>`` (default split ``train``): a TensorFlow Datasets
-  random-access source (``tfds.data_source``; needs the optional ``tf`` extra).
+  split (``tfds.data_source`` for ``array_record`` datasets, read into memory for ``tfrecord``
+  ones; needs the optional ``tf`` extra; ``data_dir`` names the tfds folder).
 
 Each training example is a random ``crop × crop`` window of one image (images smaller than the
 crop are mirror-padded first) with a random horizontal flip, kept as uint8 so that the host sends
@@ -26,6 +27,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from nlc_jax.data.datasets import example_image, tfds_examples
 from nlc_jax.data.images import ImageReadError, list_images, load_image
 
 
@@ -71,40 +73,40 @@ class FolderSource:
 
 
 class TfdsSource:
-    """Random-access source over a TFDS dataset's ``image`` feature (``[H, W, 3]`` uint8)."""
+    """Random-access source over a TFDS split's ``image`` feature (``[H, W, 3]`` uint8).
 
-    def __init__(self, name: str, split: str):
+    Datasets prepared as ``array_record`` are read lazily (``tfds.data_source``); ``tfrecord``
+    ones are read into memory once (see :func:`nlc_jax.data.datasets.tfds_examples`).
+    """
+
+    def __init__(self, name: str, split: str, data_dir: str | None = None):
+        self._where = f"data=tfds:{name}:{split}"
         try:
-            import tensorflow_datasets as tfds  # optional: the `tf` extra
-        except ImportError:
-            raise DataSpecError(
-                f"data=tfds:{name} needs tensorflow-datasets; install the optional extra "
-                "(pip install 'nlc_jax[tf]') or pass an image folder") from None
-        try:
-            self._source = tfds.data_source(name, split=split)
-        except Exception as e:  # tfds raises many types (DatasetNotFoundError, AssertionError…)
-            raise DataSpecError(f"data=tfds:{name}:{split}: {str(e).splitlines()[0]}") from None
+            self._examples = tfds_examples(name, split, data_dir)
+        except ImageReadError as e:
+            raise DataSpecError(f"{self._where}: {e}") from None
+        if len(self._examples) == 0:
+            raise DataSpecError(f"{self._where}: the split holds no example")
 
     def __len__(self) -> int:
-        return len(self._source)
+        return len(self._examples)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        image = np.asarray(self._source[int(index)]["image"], dtype=np.uint8)
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.shape[-1] == 1:
-            image = np.repeat(image, 3, axis=-1)
-        return image[..., :3]
+        try:
+            return example_image(self._examples[int(index)], self._where)
+        except ImageReadError as e:
+            raise DataSpecError(str(e)) from None
 
 
-def open_source(spec: str) -> FolderSource | TfdsSource:
-    """The random-access source named by ``spec`` (folder, glob, file, or ``tfds:<name>[:split]``)."""
+def open_source(spec: str, data_dir: str | None = None) -> FolderSource | TfdsSource:
+    """The random-access source named by ``spec`` (folder, glob, file, or ``tfds:<name>[:split]``;
+    ``data_dir`` is the TFDS data folder, default tfds' own)."""
     spec = str(spec)
     if spec.startswith("tfds:"):
         name, _, split = spec[len("tfds:"):].partition(":")
         if not name:
             raise DataSpecError(f"data={spec!r}: expected tfds:<name> or tfds:<name>:<split>")
-        return TfdsSource(name, split or "train")
+        return TfdsSource(name, split or "train", data_dir)
     try:
         return FolderSource(list_images(spec))
     except ImageReadError as e:
@@ -130,7 +132,8 @@ def random_crop_flip(image: np.ndarray, crop: int, rng: np.random.Generator) -> 
 
 
 def train_dataset(spec: str, *, crop: int, batch_size: int, seed: int,
-                  shard_index: int = 0, shard_count: int = 1) -> grain.MapDataset:
+                  shard_index: int = 0, shard_count: int = 1,
+                  data_dir: str | None = None) -> grain.MapDataset:
     """Infinite dataset of ``[batch_size, crop, crop, 3]`` uint8 batches; element ``k`` = step ``k``.
 
     Args:
@@ -141,10 +144,11 @@ def train_dataset(spec: str, *, crop: int, batch_size: int, seed: int,
       shard_index, shard_count: this process's share of every global batch (multi-host: pass
         ``jax.process_index()`` / ``jax.process_count()``); examples are interleaved so the union
         over shards is the global batch.
+      data_dir: TFDS data folder for ``tfds:`` specs (``None``: tfds' default).
     """
     if crop <= 0 or batch_size <= 0:
         raise DataSpecError(f"crop and batch size must be positive, got {crop} and {batch_size}")
-    source = open_source(spec)
+    source = open_source(spec, data_dir)
     ds = (grain.MapDataset.source(source).seed(seed).shuffle().repeat()
           .random_map(lambda im, rng: random_crop_flip(im, crop, rng)))
     if shard_count > 1:

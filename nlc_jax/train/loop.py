@@ -158,7 +158,8 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, Any]:
     local_batch = int(config.batch_size) // jax.process_count()
     dataset = train_dataset(config.data, crop=int(config.crop), batch_size=local_batch,
                             seed=int(config.seed), shard_index=jax.process_index(),
-                            shard_count=jax.process_count())
+                            shard_count=jax.process_count(),
+                            data_dir=config.get("tfds_data_dir") or None)
     trainer = build_trainer(config)
     task, state = trainer.task, trainer.state
     is_chief = jax.process_index() == 0

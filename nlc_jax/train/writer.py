@@ -1,7 +1,8 @@
 """Metric writer: console + ``metrics.jsonl`` always, TensorBoard when TensorFlow is installed.
 
-``clu.metric_writers`` imports TensorFlow at import time, so it is only imported when
-``tensorflow`` is importable (the optional ``tf`` extra); without it, no TensorBoard events.
+``clu.metric_writers`` imports TensorFlow (and its summary writer the ``tensorboard`` package,
+which TensorFlow ≥ 2.20 no longer installs) at import time, so it is only imported when both are
+importable (the optional ``tf`` extra); without them, no TensorBoard events.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class MetricWriter:
         self._enabled = enabled
         self._path = Path(workdir) / "metrics.jsonl"
         self._tb = None
-        if enabled and tensorboard and importlib.util.find_spec("tensorflow") is not None:
+        if enabled and tensorboard and all(importlib.util.find_spec(m) is not None
+                                           for m in ("tensorflow", "tensorboard")):
             from clu import metric_writers  # imports TensorFlow
 
             self._tb = metric_writers.SummaryWriter(str(Path(workdir) / "tensorboard"))
