@@ -34,6 +34,7 @@ from nlc_jax.bitstream.container import (
     write_container,
 )
 from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.codecs import recipe
 from nlc_jax.codecs.base import EncodeResult, Phase
 from nlc_jax.codecs.coolchic.arch import (
     Arch,
@@ -65,15 +66,6 @@ def encoder_gain(lmbda, fixed: float = 0.0):
     if fixed:
         return fixed
     return jnp.where(lmbda < 2e-4, 24.0, jnp.where(lmbda < 5e-4, 20.0, 16.0))
-
-
-def auto_warmup_steps(n_itr: int) -> int:
-    """Cool-chic 5's warm-up length per stage for a budget of ``n_itr`` iterations:
-    50 / 100 / 200 / 400 below 4k / 9k / 12k / above."""
-    for limit, steps in ((4000, 50), (9000, 100), (12000, 200)):
-        if n_itr < limit:
-            return steps
-    return 400
 
 
 def synthesize_numpy(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
@@ -147,24 +139,11 @@ class CoolChic:
         return int(self.config.recipe.n_candidates)
 
     def recipe(self) -> list[Phase]:
-        r = self.config.recipe
-        w = int(r.warmup_steps) or auto_warmup_steps(int(r.n_itr))
-        main = int(r.n_itr) - int(r.final_steps) - (self.n_candidates + 2) * w
-        if main < 1:
-            raise ValueError(f"coolchic recipe: n_itr={r.n_itr} leaves no main phase after "
-                             f"{self.n_candidates}+2 warm-ups of {w} and {r.final_steps} final "
-                             "steps")
-        return [Phase("warmup", w, keep=min(2, self.n_candidates)),
-                Phase("warmup2", w, keep=1, reset_optimizer=False),
-                Phase("main", main),
-                Phase("final", int(r.final_steps))]
+        return recipe.phases(self.config.recipe, self.name)
 
     def optimizer(self, phase: Phase) -> optax.GradientTransformation:
         r = self.config.recipe
-        if phase.name == "main":
-            lr = optax.cosine_decay_schedule(r.lr, max(phase.steps, 1), alpha=r.min_lr / r.lr)
-        else:
-            lr = r.final_lr if phase.name == "final" else r.lr
+        lr = recipe.learning_rate(r, phase)
         return optax.multi_transform(
             {"latents": optax.adam(lr),
              "nets": optax.chain(optax.clip_by_global_norm(r.grad_clip), optax.adam(lr))},
@@ -209,15 +188,7 @@ class CoolChic:
         return jnp.sum(jnp.square(x - target) * mask[..., None]) / (target.shape[-1] * n)
 
     def loss(self, params, target, mask, lmbda, phase: Phase, progress, rng):
-        r = self.config.recipe
-        if phase.name == "final":
-            mode, temp, noise = "ste", 0.0, 0.0
-        elif phase.name == "main":
-            temp = r.temperature[0] + (r.temperature[1] - r.temperature[0]) * progress
-            noise = r.noise[0] + (r.noise[1] - r.noise[0]) * progress
-            mode = "softround_noise"
-        else:
-            mode, temp, noise = "softround_noise", r.temperature[0], r.noise[0]
+        mode, temp, noise = recipe.proxy(self.config.recipe, phase, progress)
         keys = jax.random.split(rng, self.arch.n_levels)
 
         def quant(i, x):
