@@ -175,6 +175,44 @@ def test_snap_probabilities():
     np.testing.assert_array_equal(counts[1], counts[1, 0])  # all-zero row → uniform
 
 
+def test_snap_probabilities_power_of_two_rule():
+    """Counts are ``max(rint(p · 2^(16 - e)), 1)``, ``e`` the row total's power-of-two class:
+    invariant under power-of-two scaling of a row, rows of any class mix in one array, and
+    every row's counts sum to about 2^16."""
+    rng = np.random.default_rng(12)
+    probs = rng.dirichlet(np.full(16, 0.5), size=200).astype(np.float32)
+    counts = coding.snap_probabilities(probs)
+    np.testing.assert_array_equal(counts, np.maximum(np.rint(probs * 65536.0), 1.0))
+    exponents = rng.integers(-30, 30, size=200)
+    scaled = np.ldexp(probs, exponents[:, None]).astype(np.float32)  # mixed classes
+    np.testing.assert_array_equal(coding.snap_probabilities(scaled), counts)
+    # Class 0 is totals in [2^-0.5, 2^0.5): 0.75 and 1.35 are class 0, 1.5 is class 1.
+    row = np.array([0.25, 0.5, 0.0], np.float32)
+    for factor, e in ((1.0, 0), (1.8, 0), (2.0, 1)):
+        np.testing.assert_array_equal(coding.snap_probabilities(row * factor),
+                                      np.maximum(np.rint(row * factor * 2.0 ** (16 - e)), 1))
+    weights = rng.uniform(0, 1e3, size=(50, 7))  # unnormalized: totals in many classes
+    sums = coding.snap_probabilities(weights).sum(axis=1)
+    assert np.all(sums >= 2 ** 15.5 - 7) and np.all(sums <= 2 ** 16.5 + 7)
+
+
+def test_categorical_blocks_code_like_one_call():
+    """Counts are made and coded in cache-sized blocks; the bytes equal one constriction call
+    on the full count array, and decoding block by block restores every symbol."""
+    import constriction
+
+    rng = np.random.default_rng(13)
+    n = 3 * (coding._SNAP_CHUNK_ELEMENTS // 16) + 5
+    probs = rng.dirichlet(np.full(16, 0.5), size=n).astype(np.float32)
+    symbols = rng.integers(0, 16, size=n)
+    data = coding.encode_categorical(symbols, probs)
+    whole = constriction.stream.queue.RangeEncoder()
+    whole.encode(symbols.astype(np.int32), constriction.stream.model.Categorical(perfect=False),
+                 coding.snap_probabilities(probs))
+    assert data == whole.get_compressed().astype("<u4").tobytes()
+    np.testing.assert_array_equal(coding.decode_categorical(data, probs), symbols)
+
+
 SCALE_TABLE_SHA256 = "32bfd40737655d1f01e815cc48971c0b91a419e5cda14890fafada0d22a14432"
 GOLDEN_SHA256 = "7f56a12a8c117f0aa7c5db534cec5ebbcfef71496d1941d06b45e10e0df0cda6"
 

@@ -13,7 +13,8 @@ encoder used. Float parameters are therefore snapped before coding:
   pins its checksum);
 * means to the fixed-point grid :data:`MEAN_STEP` (1/64). The integer part of the snapped mean is
   subtracted from the symbol, so the coder only sees a fractional mean in [-0.5, 0.5);
-* categorical probabilities to integer counts out of 2^16 (:func:`snap_probabilities`).
+* categorical probabilities to integer counts, each row ~2^16 in total, by an exact
+  power-of-two scaling (:func:`snap_probabilities`).
 
 Out-of-support symbols are escaped: the coded support is ``[-B, B]`` around the mean with ``B``
 chosen from the snapped scale (at least 16 scales); the edge bins carry the tail mass and a
@@ -45,6 +46,8 @@ _MEAN_CELLS = round(1.0 / MEAN_STEP)  # mean grid steps per unit (fractional mea
 PROB_BITS = 16
 COUNT_TOTAL = 1 << PROB_BITS
 MAX_ABS_LOC = float(1 << 24)
+_SQRT2 = np.float32(math.sqrt(2.0))  # class boundaries of categorical row totals
+_SNAP_CHUNK_ELEMENTS = 1 << 18  # categorical counts are made and coded in ~1 MB blocks
 
 # Coded residual supports [-B, B]; a symbol uses the smallest B >= _TAIL_SCALES * scale.
 SUPPORT_BOUNDS = np.array([4 ** (k + 2) - 1 for k in range(8)], dtype=np.int64)
@@ -108,27 +111,67 @@ def snap_params(family: str, loc: np.ndarray, scale: np.ndarray) -> tuple[np.nda
     return snap_loc(loc), SCALE_TABLE[scale_index(scale)]
 
 
-def snap_probabilities(probs: np.ndarray) -> np.ndarray:
-    """Probabilities ``[..., K]`` → integer counts ``[..., K]`` (float32, each >= 1, ~2^16 total).
+class _CountSnapper:
+    """Validated probabilities ``[N, K]`` and the power-of-two class of each row (see
+    :func:`snap_probabilities`); writes counts for any row range into a caller's buffer."""
 
-    Computed with IEEE float32 divisions/roundings only; the counts are exact small integers, so
-    ``constriction``'s (IEEE, non-transcendental) conversion to its fixed-point tables is
-    identical on every machine. An all-zero row becomes uniform.
+    def __init__(self, probs: np.ndarray):
+        p = np.asarray(probs, np.float32)
+        if p.ndim < 1 or p.shape[-1] < 2:
+            raise ValueError(
+                f"probabilities need a last axis of at least 2 classes, got {p.shape}")
+        self.shape = p.shape
+        self.flat = p.reshape(-1, p.shape[-1])
+        self.exponent: np.ndarray | None = None  # None: every row in class 0
+        if self.flat.size == 0:
+            return
+        total = self.flat @ np.ones(p.shape[-1], np.float32)  # [N]; only its class is used
+        if not np.all(np.isfinite(total)):
+            raise ValueError("probabilities contain NaN or infinite values")
+        if self.flat.min() < 0:
+            raise ValueError("probabilities must be non-negative")
+        centred = total * _SQRT2  # class e ⇔ centred ∈ [2^e, 2^(e+1))
+        if not np.all((centred >= 1) & (centred < 2)):
+            self.exponent = np.frexp(centred)[1] - 1  # centred = m · 2^(e + 1), m ∈ [1/2, 1)
+
+    def write(self, start: int, end: int, out: np.ndarray) -> np.ndarray:
+        """Counts of rows ``[start, end)`` into ``out [end - start, K]`` (float32); returns it."""
+        rows = self.flat[start:end]
+        if self.exponent is None:  # one exact scalar scale
+            np.multiply(rows, np.float32(COUNT_TOTAL), out=out)
+            np.rint(out, out=out)
+        else:  # exact float64 power-of-two scale per row
+            scaled = rows * np.ldexp(1.0, PROB_BITS - self.exponent[start:end])[:, None]
+            out[...] = np.rint(scaled, out=scaled)
+        return np.fmax(out, np.float32(1.0), out=out)
+
+    def chunks(self):
+        """``(start, end, counts)`` over cache-sized row blocks; ``counts`` is a reused buffer."""
+        n, k = self.flat.shape
+        rows = max(1, _SNAP_CHUNK_ELEMENTS // k)
+        buffer = np.empty((min(rows, n), k), np.float32)
+        for start in range(0, n, rows):
+            end = min(start + rows, n)
+            yield start, end, self.write(start, end, buffer[:end - start])
+
+
+def snap_probabilities(probs: np.ndarray) -> np.ndarray:
+    """Probabilities ``[..., K]`` → integer counts ``[..., K]`` (float32, each >= 1).
+
+    Rule: ``count = max(rint(p · 2^(16 − e)), 1)`` with ``e`` the row's power-of-two class,
+    ``total · 2^-e ∈ [2^-0.5, 2^0.5)`` (``total = sum(p)``), so every row's counts sum to about
+    2^16 (between 2^15.5 and 2^16.5). Scaling by a power of two is exact, so each count depends on
+    its own ``p`` and on ``e`` only: the row sum's summation order (BLAS) can matter only when a
+    total lies within a few ulps of a class boundary ``2^(k+0.5)``, which normalized rows (total
+    ≈ 1) never do. The counts are exact small integers, so ``constriction``'s (IEEE,
+    non-transcendental) conversion to its fixed-point tables is identical on every machine.
+    An all-zero row becomes uniform.
     """
-    p = np.asarray(probs, np.float32)
-    if p.ndim < 1 or p.shape[-1] < 2:
-        raise ValueError(f"probabilities need a last axis of at least 2 classes, got {p.shape}")
-    if p.size == 0:
-        return p.copy()
-    total = p.sum(axis=-1, keepdims=True)
-    if not np.all(np.isfinite(total)):
-        raise ValueError("probabilities contain NaN or infinite values")
-    if p.min() < 0:
-        raise ValueError("probabilities must be non-negative")
-    factor = np.where(total > 0, np.float32(COUNT_TOTAL) / np.where(total > 0, total, 1), 0)
-    counts = np.multiply(p, factor.astype(np.float32), out=np.empty(p.shape, np.float32))
-    np.rint(counts, out=counts)
-    return np.maximum(counts, np.float32(1.0), out=counts)
+    snapper = _CountSnapper(probs)
+    counts = np.empty(snapper.flat.shape, np.float32)
+    if counts.size:
+        snapper.write(0, counts.shape[0], counts)
+    return counts.reshape(snapper.shape)
 
 
 @functools.cache
@@ -269,15 +312,21 @@ class ConditionalEncoder:
             self.encode(flat[plan.big], plan.loc[plan.big], plan.scale[plan.big])
 
     def encode_categorical(self, symbols: np.ndarray, probs: np.ndarray) -> None:
-        """Encode ``symbols [...]`` in ``[0, K)`` under per-symbol ``probs [..., K]`` (snapped)."""
+        """Encode ``symbols [...]`` in ``[0, K)`` under per-symbol ``probs [..., K]`` (snapped).
+
+        The counts are made and coded block by block (same bytes as one call, no full-size
+        temporary).
+        """
         symbols = np.asarray(symbols).reshape(-1)
-        counts = snap_probabilities(probs).reshape(-1, np.shape(probs)[-1])
-        if counts.shape[0] != symbols.size:
-            raise ValueError(f"{symbols.size} symbols but {counts.shape[0]} probability vectors")
-        if symbols.size and (symbols.min() < 0 or symbols.max() >= counts.shape[1]):
-            raise ValueError(f"categorical symbols must lie in [0, {counts.shape[1]})")
-        if symbols.size:
-            self._coder.encode(symbols.astype(np.int32), _categorical_family(), counts)
+        snapper = _CountSnapper(probs)
+        n, k = snapper.flat.shape
+        if n != symbols.size:
+            raise ValueError(f"{symbols.size} symbols but {n} probability vectors")
+        if symbols.size and (symbols.min() < 0 or symbols.max() >= k):
+            raise ValueError(f"categorical symbols must lie in [0, {k})")
+        symbols = symbols.astype(np.int32, copy=False)
+        for start, end, counts in snapper.chunks():
+            self._coder.encode(symbols[start:end], _categorical_family(), counts)
 
     def encode_tables(self, symbols: np.ndarray, index: np.ndarray, counts: np.ndarray,
                       offsets: np.ndarray) -> None:
@@ -373,11 +422,11 @@ class ConditionalDecoder:
 
     def decode_categorical(self, probs: np.ndarray) -> np.ndarray:
         """Decode one symbol per probability vector of ``probs [..., K]``; returns int32 ``[...]``."""
-        counts = snap_probabilities(probs)
-        flat = counts.reshape(-1, counts.shape[-1])
-        if flat.shape[0] == 0:
-            return np.zeros(counts.shape[:-1], np.int32)
-        return self._call(_categorical_family(), flat).astype(np.int32).reshape(counts.shape[:-1])
+        snapper = _CountSnapper(probs)
+        out = np.empty(snapper.flat.shape[0], np.int32)
+        for start, end, counts in snapper.chunks():
+            out[start:end] = self._call(_categorical_family(), counts)
+        return out.reshape(snapper.shape[:-1])
 
     def decode_tables(self, index: np.ndarray, counts: np.ndarray,
                       offsets: np.ndarray) -> np.ndarray:
