@@ -17,14 +17,18 @@ from nlc_jax.codecs.coolchic.arch import Layer, init_networks, level_shape
 from nlc_jax.codecs.coolchic.arm import arm_int
 from nlc_jax.codecs.coolchic.codec import encoder_gain, reconstruct, synthesize_numpy
 from nlc_jax.codecs.coolchic.latent_coding import (
+    STRIPES,
+    TILE,
+    _Layout,
     decode_latents,
     encode_latents,
-    stripe_context_mask,
+    tile_context_mask,
+    wavefront_slope,
 )
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
 from nlc_jax.entropy import param_coding
 from nlc_jax.entropy.coding import snap_params
-from nlc_jax.entropy.context import causal_offsets
+from nlc_jax.entropy.context import causal_offsets, extract_context
 
 
 def _codec(preset="fast", **recipe):
@@ -175,8 +179,12 @@ def test_integer_arm_is_batch_independent_and_snapped():
     assert np.all(loc * 256 == np.round(loc * 256))         # fixed point, 8 fractional bits
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (70, 33)])
-def test_latent_coding_round_trip(shape):
+@pytest.mark.parametrize("shape, tile", [((1, 1), TILE), ((5, 3), TILE), ((70, 33), TILE),
+                                         ((45, 100), TILE), ((37, 29), (8, 16)),
+                                         ((70, 33), STRIPES)])
+def test_latent_coding_round_trip(shape, tile):
+    """Decode equals encode at sizes that are not multiples of the tile (edge tiles, levels
+    smaller than one tile), for the format's tile and other layouts."""
     arch = Arch.from_config(get_config("mop").model)
     qarm, exps = _quantized_arm(arch, seed=2)
     offsets = causal_offsets(arch.arm_context)
@@ -184,20 +192,67 @@ def test_latent_coding_round_trip(shape):
     grids = [rng.laplace(0, 1.5, level_shape(*shape, i)).round().astype(np.int64)
              for i in range(arch.n_levels)]
     grids[0][0, 0] = 5000        # far outside any scale: escaped, never clipped
-    data = encode_latents(grids, offsets, qarm, exps, arch.arm_hidden_layers)
+    data = encode_latents(grids, offsets, qarm, exps, arch.arm_hidden_layers, tile)
     out = decode_latents(data, [g.shape for g in grids], offsets, qarm, exps,
-                         arch.arm_hidden_layers)
+                         arch.arm_hidden_layers, tile)
     for a, b in zip(grids, out, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_stripe_context_mask():
+def test_tile_context_mask():
     offsets = np.array([[-1, 0], [0, -1], [-2, 3]])
-    m = stripe_context_mask(130, offsets)
-    assert m.shape == (130, 1, 3)
-    assert m[64, 0].tolist() == [0, 1, 0] and m[65, 0].tolist() == [1, 1, 0]
-    assert m[66, 0].tolist() == [1, 1, 1] and m[127, 0].tolist() == [1, 1, 1]
-    assert m[129, 0].tolist() == [1, 1, 0]
+    m = tile_context_mask(70, 40, offsets, (32, 16))
+    assert m.shape == (70, 40, 3) and m.dtype == np.float32
+    assert m[32, 5].tolist() == [0, 1, 0] and m[33, 5].tolist() == [1, 1, 0]   # tile top
+    assert m[34, 5].tolist() == [1, 1, 1] and m[34, 12].tolist() == [1, 1, 1]
+    assert m[34, 13].tolist() == [1, 1, 0] and m[34, 16].tolist() == [1, 0, 1]  # right, left
+    # header version 1's stripes are the tile mask with full-width tiles
+    stripes = tile_context_mask(130, 9, offsets, STRIPES)
+    assert stripes[64, 3].tolist() == [0, 1, 0] and stripes[66, 8].tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(np.asarray(tile_context_mask(70, 40, offsets, (32, 16), jnp)),
+                                  m)
+
+
+def _coding_to_raster(layout, shapes):
+    """Position in the concatenated raster order of every latent, in the layout's coding order."""
+    starts = np.cumsum([0] + [h * w for h, w in shapes])
+    flat = np.full(layout.size, -1)
+    for level, y0, x0, view in layout._views(flat):
+        h, w = view.shape
+        view[...] = (starts[level] + (y0 + np.arange(h))[:, None] * shapes[level][1]
+                     + x0 + np.arange(w)[None, :])
+    return flat[layout.index]
+
+
+@pytest.mark.parametrize("tile", [TILE, (8, 16)])
+def test_tile_contexts_never_reach_another_tile(tile):
+    """The decoder's contexts equal the training contexts (extract_context × tile mask), and
+    changing every latent outside one tile leaves that tile's contexts unchanged."""
+    offsets = causal_offsets(24)
+    shapes = [(45, 70), (23, 35), (12, 18)]
+    rng = np.random.default_rng(3)
+    grids = [rng.integers(-9, 10, s) for s in shapes]
+    layout = _Layout(shapes, offsets, tile)
+    pos = _coding_to_raster(layout, shapes)
+    ctx = layout.context(layout.fill(grids), 0, len(layout.index))
+    train = np.concatenate([
+        (np.asarray(extract_context(jnp.asarray(g, jnp.float32), offsets))
+         * tile_context_mask(*g.shape, offsets, tile)).reshape(-1, len(offsets))
+        for g in grids])
+    np.testing.assert_array_equal(ctx, train[pos])
+    # one tile of level 0 (second tile row and column) inside changed surroundings
+    y0, x0 = tile
+    other = [g + 100 for g in grids]
+    other[0][y0:2 * y0, x0:2 * x0] = grids[0][y0:2 * y0, x0:2 * x0]
+    ctx_other = layout.context(layout.fill(other), 0, len(layout.index))
+    inside = np.zeros(len(pos), bool)
+    inside[np.arange(45 * 70).reshape(45, 70)[y0:2 * y0, x0:2 * x0].ravel()] = True
+    sel = inside[pos]
+    assert sel.sum() == min(y0, 45 - y0) * min(x0, 70 - x0)
+    np.testing.assert_array_equal(ctx_other[sel], ctx[sel])
+    assert not np.array_equal(ctx_other[~sel], ctx[~sel])
+    # wavefronts: at most cols + s·(rows - 1) decoder steps, whatever the image size
+    assert layout.n_waves <= tile[1] + wavefront_slope(offsets) * (tile[0] - 1)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (17, 23)])

@@ -48,7 +48,7 @@ from nlc_jax.codecs.coolchic.arm import arm_float
 from nlc_jax.codecs.coolchic.latent_coding import (
     decode_latents,
     encode_latents,
-    stripe_context_mask,
+    tile_context_mask,
 )
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
 from nlc_jax.entropy import param_coding
@@ -58,7 +58,7 @@ from nlc_jax.entropy.quantization import quantize
 from nlc_jax.metrics.psnr import psnr
 
 NETWORKS = ("arm", "upsampling", "synthesis")
-HEADER_VERSION = 1
+HEADER_VERSION = 2  # 2: latents coded in tiles (latent_coding.TILE); 1: 64-row stripes
 
 
 def encoder_gain(lmbda, fixed: float = 0.0):
@@ -96,8 +96,11 @@ def _write_header(arch: Arch) -> bytes:
 
 def _read_header(data: bytes, out_channels: int = 3) -> Arch:
     r = ByteReader(data, "coolchic header")
-    if r.fixed("u8") != HEADER_VERSION:
-        raise BitstreamError("coolchic header: unsupported version")
+    version = r.fixed("u8")
+    if version != HEADER_VERSION:
+        raise BitstreamError(f"coolchic header version {version} is not supported (this decoder "
+                             f"reads version {HEADER_VERSION}; version 1 files used the older "
+                             "striped latent layout: re-encode them)")
     n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
     layers = []
     for _ in range(r.uvarint(32)):
@@ -167,7 +170,7 @@ class CoolChic:
                    for i, (z, m) in enumerate(zip(params["latents"], masks, strict=True))]
         # One ARM evaluation over the contexts of every level.
         ctx = jnp.concatenate([
-            (extract_context(z, self.offsets) * stripe_context_mask(z.shape[0], self.offsets))
+            (extract_context(z, self.offsets) * tile_context_mask(*z.shape, self.offsets, xp=jnp))
             .reshape(-1, self.arch.arm_context) for z in latents])
         values = jnp.concatenate([z.reshape(-1) for z in latents])
         valid = jnp.concatenate([m.reshape(-1) for m in masks])

@@ -1,16 +1,20 @@
 """Range coding of the latent pyramid with the integer ARM, many latents per coder call.
 
-Every grid is cut into stripes of :data:`STRIPE_ROWS` rows whose ARM contexts do not reach into
-the stripe above (training masks those neighbours too, see :func:`stripe_context_mask`). All
-stripes of all levels are then independent, and each is coded along wavefronts
-``t = x + s·y_local`` with ``s`` the smallest slope that keeps every causal neighbour in an
-earlier wavefront. Latents are written in the order (wavefront, stripe, row): the decoder decodes
-wavefront ``t`` of every stripe at once, so a Kodak image takes ``W + s·(STRIPE_ROWS - 1)``
-decoder steps instead of one per latent.
+Every grid is cut into tiles of :data:`TILE` = ``(rows, cols)`` latents (edge tiles are smaller)
+whose ARM contexts never reach into another tile, neither above nor to the left or right
+(training masks the same neighbours, see :func:`tile_context_mask`). All tiles of all levels are
+then independent, and each is coded along wavefronts ``t = x_local + s·y_local`` with ``s`` the
+smallest slope that keeps every causal neighbour in an earlier wavefront. Latents are written in
+the order (wavefront, tile, position): the decoder decodes wavefront ``t`` of every tile of every
+level at once, so an image of any size takes at most ``cols + s·(rows - 1)`` decoder steps.
 
 The encoder knows every latent and evaluates the integer ARM on all of them at once; the decoder
 evaluates it per wavefront. Both make one coder call per wavefront (the coder's escape codes
 follow each call, so the calls must match).
+
+The tile shape is part of the format (COOL-CHIC header version 2). Header version 1 files used
+full-width stripes of 64 rows (``tile = (64, ∞)``); ``tile`` arguments exist so benchmarks can
+measure other layouts, e.g. :data:`STRIPES`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from nlc_jax.codecs.coolchic.arm import arm_int
 from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 
 FAMILY = "laplace"
-STRIPE_ROWS = 64
+TILE = (32, 32)  # (rows, cols) of a coding tile; part of the file format
+STRIPES = (64, 1 << 30)  # header version 1's layout: full-width stripes of 64 rows
 
 
 def wavefront_slope(offsets: np.ndarray) -> int:
@@ -33,65 +38,90 @@ def wavefront_slope(offsets: np.ndarray) -> int:
     return s
 
 
-def stripe_context_mask(height: int, offsets: np.ndarray) -> np.ndarray:
-    """``[height, 1, n]`` float32: 1 where neighbour ``(y + dy)`` lies in the stripe of ``y``."""
-    y = np.arange(height)[:, None]
-    same = (y + np.asarray(offsets)[None, :, 0]) // STRIPE_ROWS == y // STRIPE_ROWS
-    return same[:, None, :].astype(np.float32)
+def _same_band(n: int, delta: np.ndarray, size: int) -> np.ndarray:
+    """``[n, k]`` bool: position ``i + delta[j]`` lies in the same band of ``size`` as ``i``."""
+    i = np.arange(n)[:, None]
+    return (i + np.asarray(delta)[None, :]) // size == i // size
+
+
+def tile_context_mask(height: int, width: int, offsets: np.ndarray, tile: tuple[int, int] = TILE,
+                      xp=np):
+    """``[height, width, n]`` float32 (``xp`` array): 1 where neighbour ``(y + dy, x + dx)`` of
+    ``(y, x)`` lies in the same tile as ``(y, x)``, 0 elsewhere.
+
+    Built as the product of a ``[height, 1, n]`` row-band and a ``[1, width, n]`` column-band
+    factor, so with ``xp=jax.numpy`` a jitted caller holds only the small factors as constants.
+    """
+    offsets = np.asarray(offsets).reshape(-1, 2)
+    rows = _same_band(height, offsets[:, 0], tile[0]).astype(np.float32)
+    cols = _same_band(width, offsets[:, 1], tile[1]).astype(np.float32)
+    return xp.asarray(rows)[:, None, :] * xp.asarray(cols)[None, :, :]
 
 
 class _Layout:
-    """Stripes of all grids in one flat zero-padded buffer, in coding order, with the gather
-    indices of each latent's context."""
+    """Tiles of all grids in one flat zero-padded buffer, with the gather indices of each
+    latent's context and the coding order.
 
-    def __init__(self, shapes: list[tuple[int, int]], offsets: np.ndarray):
+    Every tile is stored as a ``(rows + pad) × pitch`` block (``pad`` zero rows above, ``pad``
+    zero columns left and at least ``pad`` right), one ``pitch`` for all blocks, so a context
+    offset is one flat ``dy · pitch + dx`` for every latent and never leaves its tile's block.
+    """
+
+    def __init__(self, shapes: list[tuple[int, int]], offsets: np.ndarray,
+                 tile: tuple[int, int] = TILE):
         offsets = np.asarray(offsets, np.int64).reshape(-1, 2)
         self.pad = pad = int(np.abs(offsets).max()) if offsets.size else 0
         slope = wavefront_slope(offsets)
-        self.shapes, self.blocks = shapes, []     # (level, y0, rows, width, base)
-        index, wave, block_of, ctx_off, base = [], [], [], [], 0
+        self.tile = tile
+        self.pitch = pitch = min(tile[1], max(w for _, w in shapes)) + 2 * pad
+        self.shapes, self.blocks = shapes, []     # (level, y0, x0, rows, cols, base)
+        index, wave, block_of, base = [], [], [], 0
         for level, (h, w) in enumerate(shapes):
-            pw = w + 2 * pad
-            for y0 in range(0, h, STRIPE_ROWS):
-                rows = min(STRIPE_ROWS, h - y0)
-                ys, xs = np.meshgrid(np.arange(rows), np.arange(w), indexing="ij")
-                index.append(base + (ys.ravel() + pad) * pw + xs.ravel() + pad)
-                wave.append(xs.ravel() + slope * ys.ravel())
-                block_of.append(np.full(rows * w, len(self.blocks)))
-                ctx_off.append(offsets[:, 0] * pw + offsets[:, 1])
-                self.blocks.append((level, y0, rows, w, base))
-                base += (rows + pad) * pw
+            for y0 in range(0, h, tile[0]):
+                for x0 in range(0, w, tile[1]):
+                    rows, cols = min(tile[0], h - y0), min(tile[1], w - x0)
+                    ys, xs = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+                    index.append(base + (ys.ravel() + pad) * pitch + xs.ravel() + pad)
+                    wave.append(xs.ravel() + slope * ys.ravel())
+                    block_of.append(np.full(rows * cols, len(self.blocks)))
+                    self.blocks.append((level, y0, x0, rows, cols, base))
+                    base += (rows + pad) * pitch
         self.size = base
         index, wave, block_of = (np.concatenate(a).astype(np.int64)
                                  for a in (index, wave, block_of))
-        order = np.lexsort((index, block_of, wave))   # by wavefront, then stripe, then row
-        self.index, self.block = index[order], block_of[order]
+        order = np.lexsort((index, block_of, wave))   # by wavefront, then tile, then position
+        self.index = index[order]
         n_waves = int(wave.max()) + 1
         self.starts = np.searchsorted(wave[order], np.arange(n_waves + 1))
-        self.ctx_off = np.stack(ctx_off)
+        self.ctx_off = offsets[:, 0] * pitch + offsets[:, 1]   # [n]
+
+    @property
+    def n_waves(self) -> int:
+        """Decoder steps (coder calls) of this layout."""
+        return len(self.starts) - 1
 
     def context(self, buf: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """``[hi - lo, n]`` context of the latents ``lo:hi`` of the coding order."""
-        return buf[self.index[lo:hi, None] + self.ctx_off[self.block[lo:hi]]]
+        return buf[self.index[lo:hi, None] + self.ctx_off[None, :]]
 
     def _views(self, buf: np.ndarray):
-        for level, y0, rows, w, base in self.blocks:
-            pw = w + 2 * self.pad
-            block = buf[base:base + (rows + self.pad) * pw].reshape(rows + self.pad, pw)
-            yield level, y0, rows, block[self.pad:, self.pad:self.pad + w]
+        pad, pitch = self.pad, self.pitch
+        for level, y0, x0, rows, cols, base in self.blocks:
+            block = buf[base:base + (rows + pad) * pitch].reshape(rows + pad, pitch)
+            yield level, y0, x0, block[pad:, pad:pad + cols]
 
     def fill(self, grids: list[np.ndarray]) -> np.ndarray:
         """Flat buffer holding ``grids``."""
         buf = np.zeros(self.size, np.float64)
-        for level, y0, rows, view in self._views(buf):
-            view[...] = grids[level][y0:y0 + rows]
+        for level, y0, x0, view in self._views(buf):
+            view[...] = grids[level][y0:y0 + view.shape[0], x0:x0 + view.shape[1]]
         return buf
 
     def grids(self, buf: np.ndarray) -> list[np.ndarray]:
         """The ``[h, w]`` int32 grids held in ``buf``."""
         out = [np.zeros(s, np.int32) for s in self.shapes]
-        for level, y0, rows, view in self._views(buf):
-            out[level][y0:y0 + rows] = view
+        for level, y0, x0, view in self._views(buf):
+            out[level][y0:y0 + view.shape[0], x0:x0 + view.shape[1]] = view
         return out
 
 
@@ -101,9 +131,9 @@ def _as_float(qarm: dict) -> dict:
 
 
 def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, qarm: dict, exps: dict,
-                   n_hidden: int) -> bytes:
+                   n_hidden: int, tile: tuple[int, int] = TILE) -> bytes:
     """Integer grids ``[h_i, w_i]`` → range-coded bytes."""
-    layout = _Layout([g.shape for g in grids], offsets)
+    layout = _Layout([g.shape for g in grids], offsets, tile)
     buf = layout.fill(grids)
     symbols = buf[layout.index].astype(np.int64)
     loc, scale = arm_int(layout.context(buf, 0, len(symbols)), _as_float(qarm), exps, n_hidden)
@@ -114,9 +144,9 @@ def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, qarm: dict, exp
 
 
 def decode_latents(data: bytes, shapes: list[tuple[int, int]], offsets: np.ndarray, qarm: dict,
-                   exps: dict, n_hidden: int) -> list[np.ndarray]:
+                   exps: dict, n_hidden: int, tile: tuple[int, int] = TILE) -> list[np.ndarray]:
     """Range-coded bytes → integer grids ``[h_i, w_i]`` (raises ``BitstreamError`` if corrupt)."""
-    layout = _Layout(shapes, offsets)
+    layout = _Layout(shapes, offsets, tile)
     buf = np.zeros(layout.size, np.float64)
     qarm = _as_float(qarm)
     dec = ConditionalDecoder(data, FAMILY)
