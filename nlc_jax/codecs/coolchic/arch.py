@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -85,6 +86,25 @@ def level_shape(height: int, width: int, level: int) -> tuple[int, int]:
     return -(-height // s), -(-width // s)
 
 
+def upsampling_mac_per_pixel(n_levels: int) -> float:
+    """Multiply-accumulates per image pixel of the learned upsampling of ``n_levels`` grids.
+
+    At level i < n_levels-1, (n_levels-1-i) channels, separable 4+4 taps per output (polyphase
+    8-tap kernel); pre-smoothing of levels >= 1: 7+7 taps per latent.
+    """
+    ups = sum((n_levels - 1 - i) * 8 * 4.0 ** -i for i in range(n_levels - 1))
+    return ups + sum(14 * 4.0 ** -i for i in range(1, n_levels))
+
+
+def layers_mac_per_position(layers: tuple[Layer, ...], in_channels: int) -> float:
+    """Multiply-accumulates per position of a stack of 1×1 / 3×3 layers."""
+    total, cin = 0.0, in_channels
+    for layer in layers:
+        total += cin * layer.out * layer.kernel ** 2
+        cin = layer.out
+    return float(total)
+
+
 def mac_per_pixel(arch: Arch) -> float:
     """Decoding multiply-accumulates per image pixel (ARM + upsampling + synthesis).
 
@@ -94,15 +114,8 @@ def mac_per_pixel(arch: Arch) -> float:
     n = arch.arm_context
     latents_per_px = sum(4.0 ** -i for i in range(arch.n_levels))
     arm = (arch.arm_hidden_layers * n * n + 2 * n) * latents_per_px
-    # upsampling: at level i < n_levels-1, (n_levels-1-i) channels, separable 4+4 taps per
-    # output (polyphase 8-tap kernel); pre-smoothing of levels >= 1: 7+7 taps per latent.
-    ups = sum((arch.n_levels - 1 - i) * 8 * 4.0 ** -i for i in range(arch.n_levels - 1))
-    ups += sum(14 * 4.0 ** -i for i in range(1, arch.n_levels))
-    syn, cin = 0.0, arch.n_levels
-    for layer in arch.synthesis:
-        syn += cin * layer.out * layer.kernel ** 2
-        cin = layer.out
-    return float(arm + ups + syn)
+    return float(arm + upsampling_mac_per_pixel(arch.n_levels)
+                 + layers_mac_per_position(arch.synthesis, arch.n_levels))
 
 
 def _cubic(t: float, a: float = -0.75) -> float:
@@ -119,29 +132,45 @@ BICUBIC_HALF = np.array([_cubic(d) for d in (0.25, 0.75, 1.25, 1.75)], np.float3
 IDENTITY_HALF = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
 
 
+def dense_init(key: jax.Array, fan_in: int, shape: tuple[int, ...]) -> jax.Array:
+    """Uniform fan-in initialisation ``U(-1/√fan_in, 1/√fan_in)`` of a weight ``shape``."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def init_layers(keys: Iterator[jax.Array], layers: tuple[Layer, ...], in_channels: int) -> dict:
+    """Parameters ``{"l<i>": {"w": [k, k, Cin, Cout], "b": [Cout]}}`` of a layer stack.
+
+    Linear layers take :func:`dense_init` (one key of ``keys`` each); residual layers start at
+    zero (the identity); biases at zero.
+    """
+    params, cin = {}, in_channels
+    for i, layer in enumerate(layers):
+        shape = (layer.kernel, layer.kernel, cin, layer.out)
+        w = (jnp.zeros(shape, jnp.float32) if layer.residual
+             else dense_init(next(keys), cin * layer.kernel ** 2, shape))
+        params[f"l{i}"] = {"w": w, "b": jnp.zeros((layer.out,), jnp.float32)}
+        cin = layer.out
+    return params
+
+
+def init_upsampling(n_levels: int) -> dict:
+    """Upsampling half-kernels ``{"up": [n_levels-1, 4] (bicubic), "smooth": [n_levels-1, 4]
+    (identity)}``."""
+    n_up = n_levels - 1
+    return {"up": jnp.tile(jnp.asarray(BICUBIC_HALF), (n_up, 1)),
+            "smooth": jnp.tile(jnp.asarray(IDENTITY_HALF), (n_up, 1))}
+
+
 def init_networks(rng: jax.Array, arch: Arch) -> dict:
     """Random network parameters ``{"arm", "upsampling", "synthesis"}`` (float32 pytree).
 
     Linear layers use a uniform fan-in init; the ARM output and residual layers start at zero.
     """
     keys = iter(jax.random.split(rng, 2 * (arch.arm_hidden_layers + len(arch.synthesis)) + 2))
-
-    def dense(fan_in, shape):
-        bound = 1.0 / np.sqrt(fan_in)
-        return jax.random.uniform(next(keys), shape, jnp.float32, -bound, bound)
-
     n = arch.arm_context
-    arm = {f"h{i}": {"w": dense(n, (n, n)), "b": jnp.zeros((n,), jnp.float32)}
+    arm = {f"h{i}": {"w": dense_init(next(keys), n, (n, n)), "b": jnp.zeros((n,), jnp.float32)}
            for i in range(arch.arm_hidden_layers)}
     arm["out"] = {"w": jnp.zeros((n, 2), jnp.float32), "b": jnp.zeros((2,), jnp.float32)}
-    syn, cin = {}, arch.n_levels
-    for i, layer in enumerate(arch.synthesis):
-        shape = (layer.kernel, layer.kernel, cin, layer.out)
-        w = (jnp.zeros(shape, jnp.float32) if layer.residual
-             else dense(cin * layer.kernel ** 2, shape))
-        syn[f"l{i}"] = {"w": w, "b": jnp.zeros((layer.out,), jnp.float32)}
-        cin = layer.out
-    n_up = arch.n_levels - 1
-    ups = {"up": jnp.tile(jnp.asarray(BICUBIC_HALF), (n_up, 1)),
-           "smooth": jnp.tile(jnp.asarray(IDENTITY_HALF), (n_up, 1))}
-    return {"arm": arm, "upsampling": ups, "synthesis": syn}
+    return {"arm": arm, "upsampling": init_upsampling(arch.n_levels),
+            "synthesis": init_layers(keys, arch.synthesis, arch.n_levels)}

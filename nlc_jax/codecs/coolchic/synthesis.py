@@ -112,14 +112,24 @@ def conv(x: Any, w: Any, b: Any, xp: Any) -> Any:
     return out
 
 
-def synthesize(features: Any, syn: dict, arch: Arch, xp: Any, mask: Any = None) -> Any:
-    """Feature stack ``[H, W, n_levels]`` → ``[H, W, 3]`` image (unclipped, [0, 1] scale)."""
-    x = features
-    for i, layer in enumerate(arch.synthesis):
-        p = syn[f"l{i}"]
+def apply_layers(x: Any, params: dict, layers: tuple, xp: Any, mask: Any = None,
+                 start: int = 0) -> Any:
+    """A stack of ``<out>-<k>-<linear|residual>-<relu|none>`` layers on ``[H, W, Cin]``.
+
+    ``params["l<start + i>"]`` holds layer ``i``'s ``w`` ``[k, k, Cin, Cout]`` and ``b``;
+    ``mask`` ``[H, W]`` zeroes the input of every 3×3 layer outside the valid region (padded
+    buckets).
+    """
+    for i, layer in enumerate(layers):
+        p = params[f"l{start + i}"]
         inp = x * mask[..., None] if (mask is not None and layer.kernel > 1) else x
         y = conv(inp, p["w"], p["b"], xp)
         if layer.residual:
             y = x + y
         x = xp.maximum(y, 0) if layer.relu else y
     return x
+
+
+def synthesize(features: Any, syn: dict, arch: Arch, xp: Any, mask: Any = None) -> Any:
+    """Feature stack ``[H, W, n_levels]`` → ``[H, W, 3]`` image (unclipped, [0, 1] scale)."""
+    return apply_layers(features, syn, arch.synthesis, xp, mask)
