@@ -27,7 +27,7 @@ from nlc_jax.codecs.coolchic.latent_coding import (
 )
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
 from nlc_jax.entropy import param_coding
-from nlc_jax.entropy.coding import snap_params
+from nlc_jax.entropy.coding import SCALE_TABLE, snap_params
 from nlc_jax.entropy.context import causal_offsets, extract_context
 
 
@@ -177,6 +177,40 @@ def test_integer_arm_is_batch_independent_and_snapped():
     np.testing.assert_array_equal(snapped_scale, scale)   # already a table entry
     assert np.all(np.abs(snapped_loc - loc) <= 1 / 128)
     assert np.all(loc * 256 == np.round(loc * 256))         # fixed point, 8 fractional bits
+
+
+def _arm_reference(ctx, qarm, exps, n_hidden):
+    """The integer ARM in int64 arithmetic with shifts (exact; the spec arm_int must meet)."""
+    limit, kw, kb = 2 ** 26, exps["weight"], exps["bias"]
+
+    def layer(a, p):
+        shift = 8 + kw - kb
+        b = np.asarray(p["b"], np.int64)
+        b = b << shift if shift >= 0 else b >> -shift
+        return np.clip((a @ np.asarray(p["w"], np.int64) + b) >> kw, -limit, limit)
+    a = np.clip(np.asarray(ctx, np.int64) << 8, -limit, limit)
+    for i in range(n_hidden):
+        a = a + np.maximum(layer(a, qarm[f"h{i}"]), 0)
+    out = layer(a, qarm["out"])
+    idx = np.clip(((out[:, 1] + 8) >> 4) + 6 * 16, 0, 320)
+    return out[:, 0] / 256.0, idx
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_integer_arm_matches_integer_arithmetic(big):
+    """The float64 integer ARM (pre-scaled weights, folded ReLU/clip) equals int64 arithmetic,
+    also where activations saturate at the clip limit."""
+    rng = np.random.default_rng(7)
+    n, hidden, lim = 24, 2, (2 ** 20 if big else 60)
+    qarm = {f"h{i}": {"w": rng.integers(-lim, lim, (n, n)), "b": rng.integers(-lim, lim, n)}
+            for i in range(hidden)}
+    qarm["out"] = {"w": rng.integers(-lim, lim, (n, 2)), "b": rng.integers(-lim, lim, 2)}
+    for kw, kb in ((8, 8), (3, 12), (16, 0)):
+        ctx = rng.integers(-(2 ** 19 if big else 30), 2 ** 19 if big else 30, (400, n))
+        loc, scale = arm_int(ctx, qarm, {"weight": kw, "bias": kb}, hidden)
+        ref_loc, ref_idx = _arm_reference(ctx, qarm, {"weight": kw, "bias": kb}, hidden)
+        np.testing.assert_array_equal(loc, ref_loc)
+        np.testing.assert_array_equal(scale, SCALE_TABLE[ref_idx])
 
 
 @pytest.mark.parametrize("shape, tile", [((1, 1), TILE), ((5, 3), TILE), ((70, 33), TILE),

@@ -43,14 +43,56 @@ def arm_float(ctx: jax.Array, arm: dict, n_hidden: int) -> tuple[jax.Array, jax.
     return out[..., 0], jnp.exp2(jnp.clip(out[..., 1], *LOG2_SCALE_RANGE))
 
 
-def _int_layer(a: np.ndarray, qw: np.ndarray, kw: int, qb: np.ndarray, kb: int) -> np.ndarray:
-    """Exact ``floor((a · qw·2^-kw) + qb·2^-kb)`` in units of ``2^-ACT_BITS``; float64 integers."""
-    acc = a @ np.asarray(qw, np.float64)                    # units 2^-(ACT_BITS + kw)
-    acc += np.floor(np.asarray(qb, np.float64) * 2.0 ** (ACT_BITS + kw - kb))  # same units
-    acc *= 2.0 ** -kw
+class IntArm:
+    """The integer ARM with its weights prepared once (see :func:`arm_int`); call on ``[m, n]``
+    contexts any number of times (the decoder calls it once per wavefront).
+
+    Each layer is ``clip(floor(a · (qw·2^-kw) + floor(qb·2^(ACT_BITS+kw-kb))·2^-kw))``: the weights
+    are pre-scaled by the power of two 2^-kw, so every product and partial sum is a multiple of
+    2^-kw below 2^(53-kw) in magnitude, i.e. exact in float64 in any summation order, and the
+    result equals the integer computation ``floor((a·qw + bias) / 2^kw)``. A hidden layer's
+    ReLU is folded into its clip (``max(clip(x, -L, L), 0) = clip(x, 0, L)``).
+    """
+
+    def __init__(self, qarm: dict, exps: dict, n_hidden: int):
+        kw, kb = exps["weight"], exps["bias"]
+        self.layers = []
+        for name in [f"h{i}" for i in range(n_hidden)] + ["out"]:
+            w = np.asarray(qarm[name]["w"], np.float64) * 2.0 ** -kw
+            b = np.floor(np.asarray(qarm[name]["b"], np.float64) * 2.0 ** (ACT_BITS + kw - kb))
+            self.layers.append((w, b * 2.0 ** -kw))
+        self._tiled: list[np.ndarray] | None = None
+
+    def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``ctx [m, n]`` integer latents → (loc ``[m]``, scale ``[m]``), as :func:`arm_int`."""
+        m = len(ctx)
+        a = np.multiply(ctx, 2.0 ** ACT_BITS, dtype=np.float64)
+        np.clip(a, -ACT_LIMIT, ACT_LIMIT, out=a)
+        biases = self._biases(m)
+        for (w, _), b in zip(self.layers[:-1], biases, strict=False):
+            a += _layer(a, w, b, 0.0)
+        out = _layer(a, self.layers[-1][0], biases[-1], -ACT_LIMIT)
+        # log2-scale in units of 2^-ACT_BITS → nearest table index (16 per octave), in integers.
+        unit = 2 ** ACT_BITS // SCALE_STEPS_PER_OCTAVE
+        idx = np.floor((out[:, 1] + unit // 2) * (1.0 / unit))
+        idx -= SCALE_MIN_LOG2 * SCALE_STEPS_PER_OCTAVE
+        np.clip(idx, 0, len(SCALE_TABLE) - 1, out=idx)
+        return out[:, 0] * 2.0 ** -ACT_BITS, SCALE_TABLE[idx.astype(np.int64)]
+
+    def _biases(self, m: int) -> list[np.ndarray]:
+        """Each layer's bias repeated over ``m`` rows (a contiguous add is faster than a
+        broadcast one); kept for the largest ``m`` seen."""
+        if self._tiled is None or len(self._tiled[0]) < m:
+            self._tiled = [np.tile(b, (m, 1)) for _, b in self.layers]
+        return [t[:m] for t in self._tiled]
+
+
+def _layer(a: np.ndarray, w: np.ndarray, b: np.ndarray, lower: float) -> np.ndarray:
+    """``clip(floor(a @ w + b), lower, ACT_LIMIT)`` (exact, see :class:`IntArm`); float64."""
+    acc = a @ w
+    acc += b
     np.floor(acc, out=acc)
-    np.minimum(acc, ACT_LIMIT, out=acc)
-    return np.maximum(acc, -ACT_LIMIT, out=acc)
+    return np.clip(acc, lower, ACT_LIMIT, out=acc)
 
 
 def arm_int(ctx: np.ndarray, qarm: dict, exps: dict, n_hidden: int
@@ -65,16 +107,8 @@ def arm_int(ctx: np.ndarray, qarm: dict, exps: dict, n_hidden: int
 
     Returns:
       (loc ``[m]`` float64 on the fixed-point grid, scale ``[m]`` float64 entries of the coder's
-      scale table), identical on every machine.
+      scale table), identical on every machine. Activations are integers in units of
+      2^-ACT_BITS; layer ``l`` computes ``clip(floor((a·qw + floor(qb·2^(ACT_BITS+kw-kb)))
+      / 2^kw), ±ACT_LIMIT)``, hidden layers add ``relu`` of it to their input (residual).
     """
-    kw, kb = exps["weight"], exps["bias"]
-    a = np.clip(np.asarray(ctx, np.float64) * 2.0 ** ACT_BITS, -ACT_LIMIT, ACT_LIMIT)
-    for i in range(n_hidden):
-        p = qarm[f"h{i}"]
-        a = a + np.maximum(_int_layer(a, p["w"], kw, p["b"], kb), 0.0)
-    out = _int_layer(a, qarm["out"]["w"], kw, qarm["out"]["b"], kb)
-    # log2-scale in units of 2^-ACT_BITS → nearest table index (16 per octave), in integers.
-    unit = 2 ** ACT_BITS // SCALE_STEPS_PER_OCTAVE
-    idx = np.floor((out[:, 1] + unit // 2) / unit) - SCALE_MIN_LOG2 * SCALE_STEPS_PER_OCTAVE
-    idx = np.clip(idx, 0, len(SCALE_TABLE) - 1).astype(np.int64)
-    return out[:, 0] * 2.0 ** -ACT_BITS, SCALE_TABLE[idx]
+    return IntArm(qarm, exps, n_hidden)(ctx)

@@ -5,8 +5,9 @@ whose ARM contexts never reach into another tile, neither above nor to the left 
 (training masks the same neighbours, see :func:`tile_context_mask`). All tiles of all levels are
 then independent, and each is coded along wavefronts ``t = x_local + s·y_local`` with ``s`` the
 smallest slope that keeps every causal neighbour in an earlier wavefront. Latents are written in
-the order (wavefront, tile, position): the decoder decodes wavefront ``t`` of every tile of every
-level at once, so an image of any size takes at most ``cols + s·(rows - 1)`` decoder steps.
+the order (wavefront, tile, raster position; tiles in raster order, level by level): the
+decoder decodes wavefront ``t`` of every tile of every level at once, so an image of any size takes at most
+``cols + s·(rows - 1)`` decoder steps.
 
 The encoder knows every latent and evaluates the integer ARM on all of them at once; the decoder
 evaluates it per wavefront. Both make one coder call per wavefront (the coder's escape codes
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlc_jax.codecs.coolchic.arm import arm_int
+from nlc_jax.codecs.coolchic.arm import IntArm
 from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 
 FAMILY = "laplace"
 TILE = (32, 32)  # (rows, cols) of a coding tile; part of the file format
 STRIPES = (64, 1 << 30)  # header version 1's layout: full-width stripes of 64 rows
+_ENCODE_CHUNK = 1 << 14  # latents per integer-ARM call in the encoder
 
 
 def wavefront_slope(offsets: np.ndarray) -> int:
@@ -58,9 +60,14 @@ def tile_context_mask(height: int, width: int, offsets: np.ndarray, tile: tuple[
     return xp.asarray(rows)[:, None, :] * xp.asarray(cols)[None, :, :]
 
 
+def _small_key(values: np.ndarray) -> np.ndarray:
+    """``values`` as uint16 when they fit (numpy sorts those with a radix sort)."""
+    return values.astype(np.uint16) if values.max() < 1 << 16 else values
+
+
 class _Layout:
     """Tiles of all grids in one flat zero-padded buffer, with the gather indices of each
-    latent's context and the coding order.
+    latent's context and the coding order (wavefront, then tile, then raster position).
 
     Every tile is stored as a ``(rows + pad) × pitch`` block (``pad`` zero rows above, ``pad``
     zero columns left and at least ``pad`` right), one ``pitch`` for all blocks, so a context
@@ -72,26 +79,36 @@ class _Layout:
         offsets = np.asarray(offsets, np.int64).reshape(-1, 2)
         self.pad = pad = int(np.abs(offsets).max()) if offsets.size else 0
         slope = wavefront_slope(offsets)
+        th, tw = tile
         self.tile = tile
-        self.pitch = pitch = min(tile[1], max(w for _, w in shapes)) + 2 * pad
+        self.pitch = pitch = min(tw, max(w for _, w in shapes)) + 2 * pad
         self.shapes, self.blocks = shapes, []     # (level, y0, x0, rows, cols, base)
         index, wave, block_of, base = [], [], [], 0
         for level, (h, w) in enumerate(shapes):
-            for y0 in range(0, h, tile[0]):
-                for x0 in range(0, w, tile[1]):
-                    rows, cols = min(tile[0], h - y0), min(tile[1], w - x0)
-                    ys, xs = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-                    index.append(base + (ys.ravel() + pad) * pitch + xs.ravel() + pad)
-                    wave.append(xs.ravel() + slope * ys.ravel())
-                    block_of.append(np.full(rows * cols, len(self.blocks)))
-                    self.blocks.append((level, y0, x0, rows, cols, base))
-                    base += (rows + pad) * pitch
+            # Blocks of this level in raster order of tiles; rows of block j: tile_rows[j].
+            y0s, x0s = np.arange(0, h, th), np.arange(0, w, tw)
+            tile_rows = np.minimum(th, h - y0s)                       # [n_ty]
+            bases = base + np.concatenate([[0], np.cumsum(
+                np.repeat((tile_rows + pad) * pitch, len(x0s)))])     # [n_ty · n_tx + 1]
+            first = len(self.blocks)
+            for j, (y0, x0) in enumerate((y, x) for y in y0s for x in x0s):
+                self.blocks.append((level, int(y0), int(x0), int(min(th, h - y0)),
+                                    int(min(tw, w - x0)), int(bases[j])))
+            base = int(bases[-1])
+            y, x = np.divmod(np.arange(h * w, dtype=np.int64), w)    # raster positions
+            ty, yl = np.divmod(y, th)
+            tx, xl = np.divmod(x, tw)
+            block = ty * len(x0s) + tx
+            index.append(bases[block] + (yl + pad) * pitch + xl + pad)
+            wave.append(xl + slope * yl)
+            block_of.append(first + block)
         self.size = base
-        index, wave, block_of = (np.concatenate(a).astype(np.int64)
-                                 for a in (index, wave, block_of))
-        order = np.lexsort((index, block_of, wave))   # by wavefront, then tile, then position
-        self.index = index[order]
+        wave, block_of = np.concatenate(wave), np.concatenate(block_of)
         n_waves = int(wave.max()) + 1
+        # Coding order: wavefront, then tile, then raster position (two stable radix passes).
+        order = np.argsort(_small_key(block_of), kind="stable")
+        order = order[np.argsort(_small_key(wave[order]), kind="stable")]
+        self.index = np.concatenate(index)[order]
         self.starts = np.searchsorted(wave[order], np.arange(n_waves + 1))
         self.ctx_off = offsets[:, 0] * pitch + offsets[:, 1]   # [n]
 
@@ -125,18 +142,17 @@ class _Layout:
         return out
 
 
-def _as_float(qarm: dict) -> dict:
-    return {k: {n: np.asarray(v, np.float64) for n, v in layer.items()}
-            for k, layer in qarm.items()}
-
-
 def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, qarm: dict, exps: dict,
                    n_hidden: int, tile: tuple[int, int] = TILE) -> bytes:
     """Integer grids ``[h_i, w_i]`` → range-coded bytes."""
     layout = _Layout([g.shape for g in grids], offsets, tile)
     buf = layout.fill(grids)
     symbols = buf[layout.index].astype(np.int64)
-    loc, scale = arm_int(layout.context(buf, 0, len(symbols)), _as_float(qarm), exps, n_hidden)
+    arm = IntArm(qarm, exps, n_hidden)
+    loc, scale = np.empty(len(symbols)), np.empty(len(symbols))
+    for lo in range(0, len(symbols), _ENCODE_CHUNK):  # every context is known: big blocks
+        hi = min(lo + _ENCODE_CHUNK, len(symbols))
+        loc[lo:hi], scale[lo:hi] = arm(layout.context(buf, lo, hi))
     enc = ConditionalEncoder(FAMILY)
     for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
         enc.encode(symbols[lo:hi], loc[lo:hi], scale[lo:hi])
@@ -148,9 +164,9 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], offsets: np.ndarr
     """Range-coded bytes → integer grids ``[h_i, w_i]`` (raises ``BitstreamError`` if corrupt)."""
     layout = _Layout(shapes, offsets, tile)
     buf = np.zeros(layout.size, np.float64)
-    qarm = _as_float(qarm)
+    arm = IntArm(qarm, exps, n_hidden)
     dec = ConditionalDecoder(data, FAMILY)
     for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
-        loc, scale = arm_int(layout.context(buf, lo, hi), qarm, exps, n_hidden)
+        loc, scale = arm(layout.context(buf, lo, hi))
         buf[layout.index[lo:hi]] = dec.decode(loc, scale)
     return layout.grids(buf)
