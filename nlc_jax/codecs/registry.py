@@ -21,6 +21,7 @@ _FACTORIES: dict[str, str] = {
     "clric": "nlc_jax.codecs.clric:make_codec",
     "coolchic": "nlc_jax.codecs.coolchic:make_codec",
     "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
+    "noise2latent": "nlc_jax.codecs.noise2latent:make_codec",
 }
 
 

@@ -1,0 +1,62 @@
+"""Noise-to-Latent (latents generated from seeded noise): presets for
+``encode.py --config configs/noise2latent.py:<preset>``.
+
+The paper (Lin et al., arXiv 2511.08009) gives no layer sizes, pyramid depth or schedule that we
+could use, so every value here is ours (``docs/noise2latent.md`` explains each):
+
+* ``fast``: small GPP and synthesis, a 300-step recipe: tests, demo, CPU smoke runs.
+* ``full``: COOL-CHIC's 7-level pyramid and HOP-like synthesis (40-wide 1×1, two 3×3 residual
+  layers), a 3-layer 12-wide GPP, Cool-chic's 10k-iteration recipe with 5 seed candidates.
+
+``lmbda`` follows Cool-chic: ``loss = MSE([0, 1] RGB) + lmbda · bpp`` (bpp = the networks' bits
+per pixel: nothing else is sent). Override any field on the command line, e.g.
+``--config.recipe.n_itr=2000 --config.model.conditional=False``.
+"""
+
+from ml_collections import config_dict
+
+# name: (noise channels, GPP layers, synthesis layers)
+ARCHS = {
+    "fast": (2, ("8-3-linear-relu", "8-3-residual-relu", "2-1-linear-none"),
+             ("16-1-linear-relu", "3-1-linear-none", "3-3-residual-none")),
+    "full": (2, ("12-3-linear-relu", "12-3-residual-relu", "2-1-linear-none"),
+             ("40-1-linear-relu", "3-1-linear-none", "3-3-residual-relu", "3-3-residual-none")),
+}
+# name: (total iterations, warm-up iterations per stage (0: Cool-chic's rule), final STE
+# iterations, candidates = seeds tried)
+RECIPES = {
+    "fast": (300, 30, 50, 2),
+    "full": (10_000, 0, 500, 5),
+}
+
+
+def get_config(preset: str = "full") -> config_dict.ConfigDict:
+    """The config of a preset (``fast``, ``full``)."""
+    if preset not in ARCHS:
+        raise ValueError(f"unknown noise2latent preset {preset!r}; choose one of "
+                         f"{', '.join(ARCHS)}")
+    noise_channels, gpp, synthesis = ARCHS[preset]
+    n_itr, warmup, final, candidates = RECIPES[preset]
+    c = config_dict.ConfigDict()
+    c.codec = "noise2latent"
+    c.preset = preset
+    c.lmbda = 0.001
+    c.init_log2_step = -7.0            # initial quantization step 2^-7 of every weight tensor
+
+    c.model = config_dict.ConfigDict()
+    c.model.n_levels = 7               # noise / latent grids at 1/1 … 1/64 resolution
+    c.model.noise_channels = noise_channels  # noise channels per level fed to the GPP
+    c.model.conditional = True         # GPP of level i also sees the upsampled latent i+1
+    c.model.gpp = gpp                  # "<out>-<kernel>-<linear|residual>-<relu|none>", ends in 2
+    c.model.synthesis = synthesis      # COOL-CHIC layer specs, ends in 3
+
+    c.recipe = config_dict.ConfigDict()
+    c.recipe.n_itr = n_itr             # total iterations (warm-up + main + final)
+    c.recipe.warmup_steps = warmup     # per warm-up stage (all seeds, then the best 2)
+    c.recipe.final_steps = final       # straight-through rounding of the weights
+    c.recipe.n_candidates = candidates  # seeds (and network inits) tried in the warm-up
+    c.recipe.lr = 1e-2
+    c.recipe.final_lr = 1e-4
+    c.recipe.min_lr = 1e-5
+    c.recipe.grad_clip = 1e-1          # global-norm clip on network gradients
+    return c

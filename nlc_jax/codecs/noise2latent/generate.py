@@ -1,0 +1,72 @@
+"""Noise → latents → image, written once for ``jax.numpy`` (training) and ``numpy`` (decoding).
+
+Every function takes the array module ``xp`` (as COOL-CHIC's ``synthesis`` module does). On a
+padded training bucket ``masks`` zero every grid outside the true image after each operation,
+so the valid region equals what the decoder computes at the true size (the noise itself is
+position-indexed, see ``nlc_jax.entropy.seeded_noise``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nlc_jax.codecs.coolchic.arch import BICUBIC_HALF
+from nlc_jax.codecs.coolchic.synthesis import apply_layers, upsample, upsample2x
+from nlc_jax.codecs.noise2latent.arch import N2LArch
+
+
+def _masked(x: Any, mask: Any) -> Any:
+    if mask is None:
+        return x
+    return x * (mask[..., None] if x.ndim == 3 else mask)
+
+
+def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
+                     masks: list | None = None) -> list:
+    """Latent pyramid from the noise pyramid, coarsest level first.
+
+    Args:
+      noise: ``n_levels`` grids ``[h_i, w_i, noise_channels]`` (level 0 is full resolution).
+      gpp: ``{"l<j>": {"w", "b"}, "level_bias": [n_levels, C0]}``.
+      masks: per level ``[h_i, w_i]`` validity masks, or ``None`` at the true size.
+
+    Returns:
+      ``n_levels`` latents ``[h_i, w_i]``: ``μ + softplus(ρ) · ε[..., 0]`` with ``(μ, ρ)`` the
+      GPP's two outputs.
+    """
+    latents: list = [None] * arch.n_levels
+    first = gpp["l0"]
+    bicubic = xp.asarray(BICUBIC_HALF)
+    for level in range(arch.n_levels - 1, -1, -1):
+        eps = noise[level]
+        mask = None if masks is None else masks[level]
+        inp = eps
+        if arch.conditional:
+            h, w = eps.shape[:2]
+            if level == arch.n_levels - 1:
+                cond = xp.zeros((h, w, 1), eps.dtype)
+            else:
+                cond = upsample2x(latents[level + 1][..., None], bicubic, xp)[:h, :w]
+            inp = xp.concatenate([eps, _masked(cond, mask)], axis=-1)
+        x = apply_layers(inp, {"l0": {"w": first["w"], "b": first["b"] + gpp["level_bias"][level]}},
+                         arch.gpp[:1], xp, mask)
+        out = apply_layers(x, gpp, arch.gpp[1:], xp, mask, start=1)
+        sigma = xp.logaddexp(out[..., 1], xp.zeros((), out.dtype))  # softplus
+        latents[level] = _masked(out[..., 0] + sigma * eps[..., 0], mask)
+    return latents
+
+
+def decode_image(noise: tuple, nets: dict, arch: N2LArch, xp: Any, masks: list | None = None
+                 ) -> Any:
+    """Noise pyramid and networks → ``[H, W, 3]`` image (unclipped, [0, 1] scale)."""
+    latents = generate_latents(noise, nets["gpp"], arch, xp, masks)
+    feats = upsample(latents, nets["upsampling"], xp, masks)
+    return apply_layers(feats, nets["synthesis"], arch.synthesis, xp,
+                        None if masks is None else masks[0])
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` float32 in [0, 1] → uint8 (round half to even, clip)."""
+    return np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
