@@ -25,7 +25,8 @@ from nlc_jax.codecs.coolchic.arch import ArchError, level_shape
 from nlc_jax.codecs.noise2latent import N2LArch, Noise2Latent, mac_per_pixel, reconstruct
 from nlc_jax.codecs.noise2latent.arch import NETWORKS, read_header, write_header
 from nlc_jax.codecs.noise2latent.codec import seed_of
-from nlc_jax.codecs.noise2latent.generate import decode_image, to_uint8
+from nlc_jax.codecs.noise2latent.generate import decode_image
+from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy.seeded_noise import gaussian_pyramid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,6 +232,7 @@ def _env() -> dict:
     return env
 
 
+@pytest.mark.slow  # four phases compiled in a subprocess: minutes on 2 cores
 def test_encode_decode_cli(tmp_path):
     """encode.py (2-λ sweep, engine, seed candidates) → decode.py → the same pixels."""
     src = tmp_path / "in"

@@ -104,6 +104,12 @@ def _warn(path: Path, what: str) -> None:
     warnings.warn(f"{path}: {what}", ImageConversionWarning, stacklevel=3)
 
 
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """``[..., C]`` float image in [0, 1] → uint8: ``rint(255 · x)`` (float32, half to even),
+    clipped to 0..255 — the one rounding rule every decoder uses."""
+    return np.clip(np.rint(np.asarray(x, np.float32) * np.float32(255.0)), 0, 255).astype(np.uint8)
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """``[H, W, 3]`` (or ``[H, W]``) uint8 → PNG bytes."""
     image = np.asarray(image)

@@ -21,6 +21,7 @@ from nlc_jax.autoencoders import AutoencoderError, AutoencoderFns, WeightsError,
 from nlc_jax.autoencoders.api import pad_to_multiple
 from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
 from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.data.images import to_uint8
 
 AE_SECTION_VERSION = 1
 HASH_BYTES = 16
@@ -88,8 +89,7 @@ class BoundAutoencoder:
             y = self.fns.decode_tiled(self.params, z)
         else:
             y = self.fns.decode(self.params, jnp.asarray(z))
-        y = np.asarray(y, np.float32)[0, :height, :width]
-        return np.clip(np.rint(y * np.float32(255.0)), 0, 255).astype(np.uint8)
+        return to_uint8(np.asarray(y, np.float32)[0, :height, :width])
 
     def section(self) -> bytes:
         """The file's autoencoder section: version, name, latent channels, factor, hash."""

@@ -44,7 +44,8 @@ from nlc_jax.codecs.noise2latent.arch import (
     read_header,
     write_header,
 )
-from nlc_jax.codecs.noise2latent.generate import decode_image, to_uint8
+from nlc_jax.codecs.noise2latent.generate import decode_image
+from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy.seeded_noise import gaussian_pyramid
 from nlc_jax.entropy.weight_model import WeightEntropyModel
 from nlc_jax.metrics.psnr import psnr

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from nlc_jax.codecs.coolchic.arch import BICUBIC_HALF
 from nlc_jax.codecs.coolchic.synthesis import apply_layers, upsample, upsample2x
 from nlc_jax.codecs.noise2latent.arch import N2LArch
@@ -65,8 +63,3 @@ def decode_image(noise: tuple, nets: dict, arch: N2LArch, xp: Any, masks: list |
     feats = upsample(latents, nets["upsampling"], xp, masks)
     return apply_layers(feats, nets["synthesis"], arch.synthesis, xp,
                         None if masks is None else masks[0])
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """``[H, W, 3]`` float32 in [0, 1] → uint8 (round half to even, clip)."""
-    return np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
