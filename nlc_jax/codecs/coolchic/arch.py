@@ -18,6 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
+from nlc_jax.bitstream.errors import BitstreamError
+
 _LAYER = re.compile(r"^(\d+)-([13])-(linear|residual)-(relu|none)$")
 
 
@@ -78,6 +81,25 @@ class Arch:
         return cls(int(model.n_levels), int(model.arm_context), int(model.arm_hidden_layers),
                    tuple(Layer.parse(s) for s in model.synthesis),
                    int(model.get("out_channels", 3)))
+
+
+def write_layers(w: ByteWriter, layers: tuple[Layer, ...]) -> None:
+    """Append a layer list to a file header: count, then per layer out, kernel, flags."""
+    w.uvarint(len(layers))
+    for layer in layers:
+        w.uvarint(layer.out).fixed("u8", layer.kernel)
+        w.fixed("u8", int(layer.residual) | int(layer.relu) << 1)
+
+
+def read_layers(r: ByteReader) -> tuple[Layer, ...]:
+    """Inverse of :func:`write_layers`; raises ``BitstreamError`` (naming ``r.what``)."""
+    layers = []
+    for _ in range(r.uvarint(32)):
+        out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
+        if kernel not in (1, 3) or flags > 3:
+            raise BitstreamError(f"{r.what}: invalid layer")
+        layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
+    return tuple(layers)
 
 
 def level_shape(height: int, width: int, level: int) -> tuple[int, int]:

@@ -39,10 +39,11 @@ from nlc_jax.codecs.base import EncodeResult, Phase
 from nlc_jax.codecs.coolchic.arch import (
     Arch,
     ArchError,
-    Layer,
     init_networks,
     level_shape,
     mac_per_pixel,
+    read_layers,
+    write_layers,
 )
 from nlc_jax.codecs.coolchic.arm import arm_float
 from nlc_jax.codecs.coolchic.latent_coding import (
@@ -51,6 +52,7 @@ from nlc_jax.codecs.coolchic.latent_coding import (
     tile_context_mask,
 )
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy import param_coding
 from nlc_jax.entropy.context import causal_offsets, extract_context
 from nlc_jax.entropy.distributions import bits, laplace_pmf
@@ -80,17 +82,13 @@ def synthesize_numpy(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.nd
 
 def reconstruct(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
     """Decoded integer grids and dequantized networks → ``[H, W, 3]`` uint8 (numpy float32)."""
-    x = synthesize_numpy(latents, nets, arch)
-    return np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
+    return to_uint8(synthesize_numpy(latents, nets, arch))
 
 
 def _write_header(arch: Arch) -> bytes:
     w = ByteWriter().fixed("u8", HEADER_VERSION)
     w.uvarint(arch.n_levels).uvarint(arch.arm_context).uvarint(arch.arm_hidden_layers)
-    w.uvarint(len(arch.synthesis))
-    for layer in arch.synthesis:
-        w.uvarint(layer.out).fixed("u8", layer.kernel)
-        w.fixed("u8", int(layer.residual) | int(layer.relu) << 1)
+    write_layers(w, arch.synthesis)
     return w.getvalue()
 
 
@@ -102,15 +100,10 @@ def _read_header(data: bytes, out_channels: int = 3) -> Arch:
                              f"reads version {HEADER_VERSION}; version 1 files used the older "
                              "striped latent layout: re-encode them)")
     n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
-    layers = []
-    for _ in range(r.uvarint(32)):
-        out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
-        if kernel not in (1, 3) or flags > 3:
-            raise BitstreamError("coolchic header: invalid synthesis layer")
-        layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
+    layers = read_layers(r)
     r.expect_end()
     try:
-        return Arch(n_levels, ctx, hidden, tuple(layers), out_channels)
+        return Arch(n_levels, ctx, hidden, layers, out_channels)
     except ArchError as err:
         raise BitstreamError(f"coolchic header: {err}") from None
 

@@ -27,7 +27,9 @@ from nlc_jax.codecs.coolchic.arch import (
     init_layers,
     init_upsampling,
     layers_mac_per_position,
+    read_layers,
     upsampling_mac_per_pixel,
+    write_layers,
 )
 
 HEADER_VERSION = 1
@@ -98,29 +100,12 @@ def init_networks(rng: jax.Array, arch: N2LArch) -> dict:
             "synthesis": init_layers(keys, arch.synthesis, arch.n_levels)}
 
 
-def _write_layers(w: ByteWriter, layers: tuple[Layer, ...]) -> None:
-    w.uvarint(len(layers))
-    for layer in layers:
-        w.uvarint(layer.out).fixed("u8", layer.kernel)
-        w.fixed("u8", int(layer.residual) | int(layer.relu) << 1)
-
-
-def _read_layers(r: ByteReader) -> tuple[Layer, ...]:
-    layers = []
-    for _ in range(r.uvarint(32)):
-        out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
-        if kernel not in (1, 3) or flags > 3:
-            raise BitstreamError("noise2latent header: invalid layer")
-        layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
-    return tuple(layers)
-
-
 def write_header(arch: N2LArch, seed: int) -> bytes:
     """``HEADER`` section: version, architecture and the 32-bit noise seed."""
     w = ByteWriter().fixed("u8", HEADER_VERSION).fixed("u32", seed)
     w.uvarint(arch.n_levels).uvarint(arch.noise_channels).fixed("u8", int(arch.conditional))
-    _write_layers(w, arch.gpp)
-    _write_layers(w, arch.synthesis)
+    write_layers(w, arch.gpp)
+    write_layers(w, arch.synthesis)
     return w.getvalue()
 
 
@@ -137,7 +122,7 @@ def read_header(data: bytes) -> tuple[N2LArch, int]:
     n_levels, channels, conditional = r.uvarint(64), r.uvarint(64), r.fixed("u8")
     if conditional > 1:
         raise BitstreamError("noise2latent header: invalid conditional flag")
-    gpp, synthesis = _read_layers(r), _read_layers(r)
+    gpp, synthesis = read_layers(r), read_layers(r)
     r.expect_end()
     try:
         return N2LArch(n_levels, channels, bool(conditional), gpp, synthesis), seed
