@@ -17,7 +17,6 @@ the second run is timed without compilation). Writes the JSON and ``rd_lpips.png
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from nlc_jax.codecs.clric import Clric  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel  # noqa: E402
+from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.fit.engine import Engine, FitOptions, fit_batch, make_mesh  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
@@ -47,10 +47,7 @@ QUALITIES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 70)
 
 
 def _config(args):
-    spec = importlib.util.spec_from_file_location("clric_config", ROOT / "configs/clric.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config(args.preset)
+    c = load_config("clric", args.preset)
     if args.n_itr:
         c.recipe.n_itr = args.n_itr
         c.recipe.warmup_steps = max(1, args.n_itr // 20)

@@ -23,7 +23,6 @@ for Noise-to-Latent; for COOL-CHIC it grows a little with the latent rate).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -43,6 +42,7 @@ from coolchic_rd import read_reference  # noqa: E402
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel as coolchic_macs  # noqa: E402
 from nlc_jax.codecs.noise2latent import mac_per_pixel as noise2latent_macs  # noqa: E402
+from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.datasets import ImageSource, open_inputs  # noqa: E402
 from nlc_jax.fit.buckets import BucketPolicy  # noqa: E402
 from nlc_jax.fit.pipeline import EncodeSettings, encode_images, output_name  # noqa: E402
@@ -56,14 +56,6 @@ REFERENCE = ROOT.parent / "shared" / "reference" / "coolchic-5.0.1-kodak.tsv"
 N2L, COOLCHIC, REF, WEBP = ("nlc_jax noise2latent", "nlc_jax coolchic", "Cool-chic 5.0.1",
                             "WebP (Pillow)")
 MACS = {N2L: noise2latent_macs, COOLCHIC: coolchic_macs}
-
-
-def load_config(name: str, preset: str):
-    """``configs/<name>.py``'s ``get_config(preset)``."""
-    spec = importlib.util.spec_from_file_location(f"{name}_config", ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset)
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -31,9 +31,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from noise2latent_rd import centre_crop, load_config  # noqa: E402
+from noise2latent_rd import centre_crop  # noqa: E402
 
 from nlc_jax.codecs import registry  # noqa: E402
+from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.fit import fit_batch  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402

@@ -11,7 +11,6 @@ same bpp (interpolated between WebP qualities).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -21,21 +20,17 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
+from nlc_jax import config_files  # noqa: E402
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.images import ImageReadError, load_image, save_png  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.psnr import psnr, psnr_exact  # noqa: E402
 
-CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "coolchic.py"
-
 
 def load_config(preset: str):
-    """``configs/coolchic.py``'s ``get_config(preset)`` (configs live at the repository root)."""
-    spec = importlib.util.spec_from_file_location("coolchic_config", CONFIG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset)
+    """``configs/coolchic.py``'s ``get_config(preset)``."""
+    return config_files.load_config("coolchic", preset)
 
 
 def webp_psnr_at(image: np.ndarray, bpp: float) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from pathlib import Path
 
 import jax
@@ -11,20 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from nlc_jax.codecs.coolchic import CoolChic
+from nlc_jax.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@functools.cache
-def _config_module():
-    spec = importlib.util.spec_from_file_location("coolchic_config", ROOT / "configs/coolchic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get_config(preset: str = "fast"):
-    return _config_module().get_config(preset)
+    return load_config("coolchic", preset)
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -4,7 +4,6 @@ without its weights."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -26,16 +25,14 @@ from nlc_jax.codecs.clric.autoencoder import read_section
 from nlc_jax.codecs.clric.codec import depth_to_space, space_to_depth
 from nlc_jax.codecs.coolchic import mac_per_pixel
 from nlc_jax.codecs.coolchic.codec import synthesize_numpy
+from nlc_jax.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT.parent / "shared" / "weights"
 
 
 def get_config(preset: str = "fast"):
-    spec = importlib.util.spec_from_file_location("clric_config", ROOT / "configs/clric.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset)
+    return load_config("clric", preset)
 
 
 def random_tae(seed: int = 0) -> BoundAutoencoder:

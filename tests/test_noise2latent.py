@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
-import importlib.util
 import os
 import subprocess
 import sys
@@ -26,23 +24,16 @@ from nlc_jax.codecs.noise2latent import N2LArch, Noise2Latent, mac_per_pixel, re
 from nlc_jax.codecs.noise2latent.arch import NETWORKS, read_header, write_header
 from nlc_jax.codecs.noise2latent.codec import seed_of
 from nlc_jax.codecs.noise2latent.generate import decode_image
+from nlc_jax.config_files import load_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy.seeded_noise import gaussian_pyramid
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@functools.cache
-def _config_module():
-    spec = importlib.util.spec_from_file_location("n2l_config", ROOT / "configs/noise2latent.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def small_config(conditional: bool = True):
     """A 3-level decoder small enough to compile in seconds."""
-    c = _config_module().get_config("fast")
+    c = load_config("noise2latent", "fast")
     c.model.n_levels = 3
     c.model.conditional = conditional
     c.model.gpp = ("8-3-linear-relu", "8-3-residual-relu", "2-1-linear-none")
@@ -68,7 +59,7 @@ def fitted_like(codec: Noise2Latent, h: int, w: int, seed: int = 0) -> dict:
 
 
 def test_presets_protocol_registry_and_macs():
-    full = _config_module().get_config("full")
+    full = load_config("noise2latent", "full")
     codec = registry.make(full)
     assert isinstance(codec, OverfittedCodec) and codec.name == "noise2latent"
     assert [p.name for p in codec.recipe()] == ["warmup", "warmup2", "main", "final"]
@@ -79,15 +70,18 @@ def test_presets_protocol_registry_and_macs():
     positions = sum(4.0 ** -i for i in range(7))
     gpp = (3 * 12 * 9 + 12 * 12 * 9 + 12 * 2 + 12) * positions
     synthesis = 7 * 40 + 40 * 3 + 3 * 3 * 9 * 2
-    assert mac_per_pixel(arch) == pytest.approx(
-        gpp + 8 * sum(4.0 ** -i for i in range(6)) + 283.0 + synthesis, rel=0.02)
-    fast = N2LArch.from_config(_config_module().get_config("fast").model)
+    upsampling = (8 * sum((6 - i) * 4.0 ** -i for i in range(6))
+                  + 14 * sum(4.0 ** -i for i in range(1, 7)))
+    conditioning = 8 * sum(4.0 ** -i for i in range(6))
+    assert mac_per_pixel(arch) == pytest.approx(gpp + conditioning + upsampling + synthesis,
+                                                rel=1e-6)
+    fast = N2LArch.from_config(load_config("noise2latent", "fast").model)
     assert mac_per_pixel(fast) < mac_per_pixel(arch)
 
 
 def test_config_and_arch_errors():
     with pytest.raises(ValueError, match="unknown noise2latent preset"):
-        _config_module().get_config("huge")
+        load_config("noise2latent", "huge")
     c = small_config()
     c.model.gpp = ("8-3-linear-relu", "3-1-linear-none")
     with pytest.raises(ArchError, match="last gpp layer must have 2 outputs"):

@@ -14,6 +14,8 @@ family follows the same recipe from the same config fields.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import optax
 
@@ -55,6 +57,29 @@ def learning_rate(recipe, phase: Phase) -> optax.ScalarOrSchedule:
         return optax.cosine_decay_schedule(recipe.lr, max(phase.steps, 1),
                                            alpha=recipe.min_lr / recipe.lr)
     return recipe.final_lr if phase.name == "final" else recipe.lr
+
+
+def network_optimizer(recipe, phase: Phase) -> optax.GradientTransformation:
+    """The networks' optimizer of a phase: global-norm clipping at ``grad_clip``, then Adam at
+    :func:`learning_rate`."""
+    return optax.chain(optax.clip_by_global_norm(recipe.grad_clip),
+                       optax.adam(learning_rate(recipe, phase)))
+
+
+class RecipeMixin:
+    """``n_candidates`` and ``recipe()`` of an overfitted codec from ``self.config.recipe``."""
+
+    name: str
+    config: Any
+
+    @property
+    def n_candidates(self) -> int:
+        """Random-init candidates (seeds) per fit in the first phase."""
+        return int(self.config.recipe.n_candidates)
+
+    def recipe(self) -> list[Phase]:
+        """The four phases of the codec's recipe (see :func:`phases`)."""
+        return phases(self.config.recipe, self.name)
 
 
 def proxy(recipe, phase: Phase, progress: jax.Array) -> tuple[str, jax.Array | float,

@@ -114,7 +114,7 @@ def _template(arch: Arch) -> dict:
     return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
-class CoolChic:
+class CoolChic(recipe.RecipeMixin):
     """COOL-CHIC 5-style overfitted codec (see the module docstring)."""
 
     name = "coolchic"
@@ -130,19 +130,11 @@ class CoolChic:
             self.offsets = causal_offsets(self.arch.arm_context)
 
     # ---- recipe -------------------------------------------------------------------------
-    @property
-    def n_candidates(self) -> int:
-        return int(self.config.recipe.n_candidates)
-
-    def recipe(self) -> list[Phase]:
-        return recipe.phases(self.config.recipe, self.name)
-
     def optimizer(self, phase: Phase) -> optax.GradientTransformation:
         r = self.config.recipe
-        lr = recipe.learning_rate(r, phase)
         return optax.multi_transform(
-            {"latents": optax.adam(lr),
-             "nets": optax.chain(optax.clip_by_global_norm(r.grad_clip), optax.adam(lr))},
+            {"latents": optax.adam(recipe.learning_rate(r, phase)),
+             "nets": recipe.network_optimizer(r, phase)},
             lambda params: {k: ("latents" if k == "latents" else "nets") for k in params})
 
     # ---- fitting ------------------------------------------------------------------------

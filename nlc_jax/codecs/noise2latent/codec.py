@@ -71,7 +71,7 @@ def _template(arch: N2LArch) -> dict:
     return jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
-class Noise2Latent:
+class Noise2Latent(recipe.RecipeMixin):
     """Noise-to-Latent overfitted codec (see the module docstring)."""
 
     name = "noise2latent"
@@ -85,19 +85,10 @@ class Noise2Latent:
             self.arch = N2LArch.from_config(config.model)
 
     # ---- recipe -------------------------------------------------------------------------
-    @property
-    def n_candidates(self) -> int:
-        return int(self.config.recipe.n_candidates)
-
-    def recipe(self) -> list[Phase]:
-        return recipe.phases(self.config.recipe, self.name)
-
     def optimizer(self, phase: Phase) -> optax.GradientTransformation:
-        r = self.config.recipe
         return optax.multi_transform(
             {"frozen": optax.set_to_zero(),
-             "nets": optax.chain(optax.clip_by_global_norm(r.grad_clip),
-                                 optax.adam(recipe.learning_rate(r, phase)))},
+             "nets": recipe.network_optimizer(self.config.recipe, phase)},
             lambda params: {k: ("frozen" if k in ("noise", "seed") else "nets")
                             for k in params})
 
