@@ -9,6 +9,7 @@ import optax
 import pytest
 from coolchic_helpers import get_config, random_params, smooth_image
 
+from nlc_jax.bitstream.container import SectionType, read_container, write_container
 from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.base import OverfittedCodec, Phase
@@ -214,7 +215,7 @@ def test_integer_arm_matches_integer_arithmetic(big):
 
 
 @pytest.mark.parametrize("shape, tile", [((1, 1), TILE), ((5, 3), TILE), ((70, 33), TILE),
-                                         ((45, 100), TILE), ((37, 29), (8, 16)),
+                                         ((45, 100), TILE), ((130, 70), TILE), ((37, 29), (8, 16)),
                                          ((70, 33), STRIPES)])
 def test_latent_coding_round_trip(shape, tile):
     """Decode equals encode at sizes that are not multiples of the tile (edge tiles, levels
@@ -263,7 +264,8 @@ def test_tile_contexts_never_reach_another_tile(tile):
     """The decoder's contexts equal the training contexts (extract_context × tile mask), and
     changing every latent outside one tile leaves that tile's contexts unchanged."""
     offsets = causal_offsets(24)
-    shapes = [(45, 70), (23, 35), (12, 18)]
+    y0, x0 = tile
+    shapes = [(2 * y0 + 13, 2 * x0 + 7), (y0 + 5, x0 + 3), (12, 18)]  # edge tiles everywhere
     rng = np.random.default_rng(3)
     grids = [rng.integers(-9, 10, s) for s in shapes]
     layout = _Layout(shapes, offsets, tile)
@@ -275,14 +277,13 @@ def test_tile_contexts_never_reach_another_tile(tile):
         for g in grids])
     np.testing.assert_array_equal(ctx, train[pos])
     # one tile of level 0 (second tile row and column) inside changed surroundings
-    y0, x0 = tile
     other = [g + 100 for g in grids]
     other[0][y0:2 * y0, x0:2 * x0] = grids[0][y0:2 * y0, x0:2 * x0]
     ctx_other = layout.context(layout.fill(other), 0, len(layout.index))
     inside = np.zeros(len(pos), bool)
-    inside[np.arange(45 * 70).reshape(45, 70)[y0:2 * y0, x0:2 * x0].ravel()] = True
+    inside[np.arange(shapes[0][0] * shapes[0][1]).reshape(shapes[0])[y0:2 * y0, x0:2 * x0]] = True
     sel = inside[pos]
-    assert sel.sum() == min(y0, 45 - y0) * min(x0, 70 - x0)
+    assert sel.sum() == y0 * x0
     np.testing.assert_array_equal(ctx_other[sel], ctx[sel])
     assert not np.array_equal(ctx_other[~sel], ctx[~sel])
     # wavefronts: at most cols + s·(rows - 1) decoder steps, whatever the image size
@@ -316,6 +317,21 @@ def test_corrupt_and_truncated_files_raise_bitstream_error():
     flipped[len(data) // 2] ^= 0x55
     with pytest.raises(BitstreamError):
         registry.decode_bytes(bytes(flipped))
+
+
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_older_header_versions_are_refused_clearly(old_version):
+    """Files of the striped (1) and 32×32-tile (2) layouts must not decode into garbage."""
+    codec = _codec()
+    image = smooth_image(9, 11, seed=3)
+    data = codec.finalize(random_params(codec, 9, 11, seed=7), codec.prepare_target(image),
+                          image, 1e-3).data
+    c = read_container(data)
+    sections = [(s.type, bytes([old_version]) + s.payload[1:]
+                 if s.type == SectionType.HEADER else s.payload) for s in c.sections]
+    old = write_container("coolchic", c.height, c.width, c.channels, c.bit_depth, sections)
+    with pytest.raises(BitstreamError, match=f"version {old_version} is not supported"):
+        registry.decode_bytes(old)
 
 
 def test_step_search_keeps_small_biases():

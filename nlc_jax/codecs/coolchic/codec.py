@@ -60,7 +60,7 @@ from nlc_jax.entropy.quantization import quantize
 from nlc_jax.metrics.psnr import psnr
 
 NETWORKS = ("arm", "upsampling", "synthesis")
-HEADER_VERSION = 2  # 2: latents coded in tiles (latent_coding.TILE); 1: 64-row stripes
+HEADER_VERSION = 3  # 3: latents in 64×64 tiles (latent_coding.TILE); 2: 32×32; 1: 64-row stripes
 
 
 def encoder_gain(lmbda, fixed: float = 0.0):
@@ -97,8 +97,8 @@ def _read_header(data: bytes, out_channels: int = 3) -> Arch:
     version = r.fixed("u8")
     if version != HEADER_VERSION:
         raise BitstreamError(f"coolchic header version {version} is not supported (this decoder "
-                             f"reads version {HEADER_VERSION}; version 1 files used the older "
-                             "striped latent layout: re-encode them)")
+                             f"reads version {HEADER_VERSION}; versions 1 and 2 used older "
+                             "latent layouts: re-encode them)")
     n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
     layers = read_layers(r)
     r.expect_end()

@@ -26,7 +26,7 @@ from nlc_jax.codecs.coolchic.arm import IntArm
 from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 
 FAMILY = "laplace"
-TILE = (32, 32)  # (rows, cols) of a coding tile; part of the file format
+TILE = (64, 64)  # (rows, cols) of a coding tile; part of the file format
 STRIPES = (64, 1 << 30)  # header version 1's layout: full-width stripes of 64 rows
 _ENCODE_CHUNK = 1 << 14  # latents per integer-ARM call in the encoder
 
