@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, key):
                 config.recipe[key] = getattr(args, key)
         codec = registry.make(config)
-        recs, timing = fit_and_decode(codec, sources, lmbdas, work / codec.name, label,
-                                      args.batch_size)
+        files = work / f"{codec.name}_{config.preset}_{config.recipe.n_itr}"  # reruns resume
+        recs, timing = fit_and_decode(codec, sources, lmbdas, files, label, args.batch_size)
         records += recs
         summary[label] = {
             "preset": config.preset, "recipe": config.recipe.to_dict(),

@@ -4,9 +4,11 @@
 The paper (Lin et al., arXiv 2511.08009) gives no layer sizes, pyramid depth or schedule that we
 could use, so every value here is ours (``docs/noise2latent.md`` explains each):
 
-* ``fast``: small GPP and synthesis, a 300-step recipe: tests, demo, CPU smoke runs.
+* ``fast``: small per-level GPPs (8 / 8 / 8 / 12 / 12 / 8 / 8 wide) and COOL-CHIC ``fast``'s
+  synthesis, a 300-step recipe: tests, demo, CPU smoke runs.
 * ``full``: COOL-CHIC's 7-level pyramid and HOP-like synthesis (40-wide 1×1, two 3×3 residual
-  layers), a 3-layer 12-wide GPP, Cool-chic's 10k-iteration recipe with 5 seed candidates.
+  layers), per-level 3-layer GPPs 16 / 16 / 24 / 24 / 24 / 16 / 16 wide, Cool-chic's
+  10k-iteration recipe with 5 seed candidates.
 
 ``lmbda`` follows Cool-chic: ``loss = MSE([0, 1] RGB) + lmbda · bpp`` (bpp = the networks' bits
 per pixel: nothing else is sent). Override any field on the command line, e.g.
@@ -15,11 +17,12 @@ per pixel: nothing else is sent). Override any field on the command line, e.g.
 
 from ml_collections import config_dict
 
-# name: (noise channels, GPP layers, synthesis layers)
+GPP = ("W-3-linear-relu", "W-3-residual-relu", "2-1-linear-none")  # W: the level's width
+# name: (noise channels, GPP width per level (level 0 = full resolution first), synthesis)
 ARCHS = {
-    "fast": (2, ("8-3-linear-relu", "8-3-residual-relu", "2-1-linear-none"),
+    "fast": (2, (8, 8, 8, 12, 12, 8, 8),
              ("16-1-linear-relu", "3-1-linear-none", "3-3-residual-none")),
-    "full": (2, ("12-3-linear-relu", "12-3-residual-relu", "2-1-linear-none"),
+    "full": (2, (16, 16, 24, 24, 24, 16, 16),
              ("40-1-linear-relu", "3-1-linear-none", "3-3-residual-relu", "3-3-residual-none")),
 }
 # name: (total iterations, warm-up iterations per stage (0: Cool-chic's rule), final STE
@@ -35,7 +38,7 @@ def get_config(preset: str = "full") -> config_dict.ConfigDict:
     if preset not in ARCHS:
         raise ValueError(f"unknown noise2latent preset {preset!r}; choose one of "
                          f"{', '.join(ARCHS)}")
-    noise_channels, gpp, synthesis = ARCHS[preset]
+    noise_channels, widths, synthesis = ARCHS[preset]
     n_itr, warmup, final, candidates = RECIPES[preset]
     c = config_dict.ConfigDict()
     c.codec = "noise2latent"
@@ -47,7 +50,8 @@ def get_config(preset: str = "full") -> config_dict.ConfigDict:
     c.model.n_levels = 7               # noise / latent grids at 1/1 … 1/64 resolution
     c.model.noise_channels = noise_channels  # noise channels per level fed to the GPP
     c.model.conditional = True         # GPP of level i also sees the upsampled latent i+1
-    c.model.gpp = gpp                  # "<out>-<kernel>-<linear|residual>-<relu|none>", ends in 2
+    c.model.gpp = GPP                  # per-level GPP layers, "W" = the level's width; ends in 2
+    c.model.gpp_widths = widths        # one per level (level 0 first), or one for all levels
     c.model.synthesis = synthesis      # COOL-CHIC layer specs, ends in 3
 
     c.recipe = config_dict.ConfigDict()

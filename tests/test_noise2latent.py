@@ -36,7 +36,8 @@ def small_config(conditional: bool = True):
     c = load_config("noise2latent", "fast")
     c.model.n_levels = 3
     c.model.conditional = conditional
-    c.model.gpp = ("8-3-linear-relu", "8-3-residual-relu", "2-1-linear-none")
+    c.model.gpp = ("W-3-linear-relu", "W-3-residual-relu", "2-1-linear-none")
+    c.model.gpp_widths = (6, 8, 4)
     c.model.synthesis = ("8-1-linear-relu", "3-1-linear-none", "3-3-residual-none")
     return c
 
@@ -67,8 +68,8 @@ def test_presets_protocol_registry_and_macs():
     assert registry.decoder("noise2latent").decode is not None
     # MAC/pixel: GPP (per latent position, 4/3 per pixel for 7 levels) + upsampling + synthesis
     arch = N2LArch.from_config(full.model)
-    positions = sum(4.0 ** -i for i in range(7))
-    gpp = (3 * 12 * 9 + 12 * 12 * 9 + 12 * 2 + 12) * positions
+    gpp = sum((3 * w * 9 + w * w * 9 + w * 2) * 4.0 ** -i
+              for i, w in enumerate((16, 16, 24, 24, 24, 16, 16)))
     synthesis = 7 * 40 + 40 * 3 + 3 * 3 * 9 * 2
     upsampling = (8 * sum((6 - i) * 4.0 ** -i for i in range(6))
                   + 14 * sum(4.0 ** -i for i in range(1, 7)))
@@ -83,8 +84,12 @@ def test_config_and_arch_errors():
     with pytest.raises(ValueError, match="unknown noise2latent preset"):
         load_config("noise2latent", "huge")
     c = small_config()
-    c.model.gpp = ("8-3-linear-relu", "3-1-linear-none")
-    with pytest.raises(ArchError, match="last gpp layer must have 2 outputs"):
+    c.model.gpp = ("W-3-linear-relu", "3-1-linear-none")
+    with pytest.raises(ArchError, match=r"last gpp \(level 0\) layer must have 2 outputs"):
+        Noise2Latent(c)
+    c = small_config()
+    c.model.gpp_widths = (8, 8)
+    with pytest.raises(ArchError, match="gpp_widths needs 1 or n_levels=3 entries"):
         Noise2Latent(c)
     c = small_config()
     c.model.synthesis = ("8-1-linear-relu", "4-3-residual-none", "3-1-linear-none")
@@ -237,7 +242,8 @@ def test_encode_decode_cli(tmp_path):
     cmd = [sys.executable, "encode.py", "--config", "configs/noise2latent.py:fast",
            "--input", str(src), "--output", str(out), "--lmbdas", "0.001,0.02",
            "--bucket_multiple", "16", "--chunk_steps", "4", "--noprogress",
-           "--config.model.n_levels=3", "--config.model.gpp=('8-3-linear-relu','2-1-linear-none')",
+           "--config.model.n_levels=3", "--config.model.gpp=('W-3-linear-relu','2-1-linear-none')",
+           "--config.model.gpp_widths=(8,)",
            "--config.model.synthesis=('8-1-linear-relu','3-1-linear-none')",
            "--config.recipe.n_itr=14", "--config.recipe.warmup_steps=2",
            "--config.recipe.final_steps=4"]

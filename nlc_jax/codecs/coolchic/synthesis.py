@@ -112,16 +112,14 @@ def conv(x: Any, w: Any, b: Any, xp: Any) -> Any:
     return out
 
 
-def apply_layers(x: Any, params: dict, layers: tuple, xp: Any, mask: Any = None,
-                 start: int = 0) -> Any:
+def apply_layers(x: Any, params: dict, layers: tuple, xp: Any, mask: Any = None) -> Any:
     """A stack of ``<out>-<k>-<linear|residual>-<relu|none>`` layers on ``[H, W, Cin]``.
 
-    ``params["l<start + i>"]`` holds layer ``i``'s ``w`` ``[k, k, Cin, Cout]`` and ``b``;
-    ``mask`` ``[H, W]`` zeroes the input of every 3×3 layer outside the valid region (padded
-    buckets).
+    ``params["l<i>"]`` holds layer ``i``'s ``w`` ``[k, k, Cin, Cout]`` and ``b``; ``mask``
+    ``[H, W]`` zeroes the input of every 3×3 layer outside the valid region (padded buckets).
     """
     for i, layer in enumerate(layers):
-        p = params[f"l{start + i}"]
+        p = params[f"l{i}"]
         inp = x * mask[..., None] if (mask is not None and layer.kernel > 1) else x
         y = conv(inp, p["w"], p["b"], xp)
         if layer.residual:

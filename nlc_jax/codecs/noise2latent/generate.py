@@ -27,7 +27,7 @@ def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
 
     Args:
       noise: ``n_levels`` grids ``[h_i, w_i, noise_channels]`` (level 0 is full resolution).
-      gpp: ``{"l<j>": {"w", "b"}, "level_bias": [n_levels, C0]}``.
+      gpp: ``{"level<i>": {"l<j>": {"w", "b"}}}``, one layer stack per level.
       masks: per level ``[h_i, w_i]`` validity masks, or ``None`` at the true size.
 
     Returns:
@@ -35,7 +35,6 @@ def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
       GPP's two outputs.
     """
     latents: list = [None] * arch.n_levels
-    first = gpp["l0"]
     bicubic = xp.asarray(BICUBIC_HALF)
     for level in range(arch.n_levels - 1, -1, -1):
         eps = noise[level]
@@ -48,9 +47,7 @@ def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
             else:
                 cond = upsample2x(latents[level + 1][..., None], bicubic, xp)[:h, :w]
             inp = xp.concatenate([eps, _masked(cond, mask)], axis=-1)
-        x = apply_layers(inp, {"l0": {"w": first["w"], "b": first["b"] + gpp["level_bias"][level]}},
-                         arch.gpp[:1], xp, mask)
-        out = apply_layers(x, gpp, arch.gpp[1:], xp, mask, start=1)
+        out = apply_layers(inp, gpp[f"level{level}"], arch.gpp[level], xp, mask)
         sigma = xp.logaddexp(out[..., 1], xp.zeros((), out.dtype))  # softplus
         latents[level] = _masked(out[..., 0] + sigma * eps[..., 0], mask)
     return latents
