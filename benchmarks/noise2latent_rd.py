@@ -132,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=256, help="centre crop side (0: full images)")
     p.add_argument("--preset", default="fast", help="noise2latent preset")
     p.add_argument("--coolchic_preset", default="fast")
-    p.add_argument("--n_itr", type=int, default=0, help="both codecs (0: each preset's)")
+    p.add_argument("--n_itr", type=int, default=0,
+                   help="recipe overrides (this and the next three) apply to both codecs; 0: the "
+                        "preset's")
     p.add_argument("--n_candidates", type=int, default=0)
+    p.add_argument("--warmup_steps", type=int, default=0)
+    p.add_argument("--final_steps", type=int, default=0)
     p.add_argument("--lmbdas", default="0.0004,0.001,0.004,0.02")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--output", type=Path, default=Path("bench_out/noise2latent_rd"))
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     records, summary = [], {"images": names, "crop": args.crop, "lmbdas": lmbdas}
     work = args.output.parent / (args.output.name + "_files")
     for label, config in configs.items():
-        for key in ("n_itr", "n_candidates"):
+        for key in ("n_itr", "n_candidates", "warmup_steps", "final_steps"):
             if getattr(args, key):
                 config.recipe[key] = getattr(args, key)
         codec = registry.make(config)
