@@ -63,11 +63,15 @@ class IntArm:
             self.layers.append((w, b * 2.0 ** -kw))
         self._tiled: list[np.ndarray] | None = None
 
-    def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``ctx [m, n]`` integer latents → (loc ``[m]``, scale ``[m]``), as :func:`arm_int`."""
+    def __call__(self, ctx: np.ndarray, scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``ctx [m, n]`` integer latents → (loc ``[m]``, scale ``[m]``), as :func:`arm_int`.
+
+        With ``scaled=True`` ``ctx`` already holds the input activations
+        ``clip(latents · 2^ACT_BITS, ±ACT_LIMIT)`` (float64, see :func:`input_activations`); it
+        is then used as the first activation buffer and overwritten.
+        """
         m = len(ctx)
-        a = np.multiply(ctx, 2.0 ** ACT_BITS, dtype=np.float64)
-        np.clip(a, -ACT_LIMIT, ACT_LIMIT, out=a)
+        a = ctx if scaled else input_activations(ctx)
         biases = self._biases(m)
         for (w, _), b in zip(self.layers[:-1], biases, strict=False):
             a += _layer(a, w, b, 0.0)
@@ -85,6 +89,13 @@ class IntArm:
         if self._tiled is None or len(self._tiled[0]) < m:
             self._tiled = [np.tile(b, (m, 1)) for _, b in self.layers]
         return [t[:m] for t in self._tiled]
+
+
+def input_activations(latents: np.ndarray) -> np.ndarray:
+    """Integer latents ``[...]`` → the ARM's input activations ``clip(latents · 2^ACT_BITS,
+    ±ACT_LIMIT)`` (float64 ``[...]``, a new array)."""
+    a = np.multiply(latents, 2.0 ** ACT_BITS, dtype=np.float64)
+    return np.clip(a, -ACT_LIMIT, ACT_LIMIT, out=a)
 
 
 def _layer(a: np.ndarray, w: np.ndarray, b: np.ndarray, lower: float) -> np.ndarray:

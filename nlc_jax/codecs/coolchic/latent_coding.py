@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlc_jax.codecs.coolchic.arm import IntArm
+from nlc_jax.codecs.coolchic.arm import IntArm, input_activations
 from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 
 FAMILY = "laplace"
@@ -95,21 +95,20 @@ class _Layout:
                 self.blocks.append((level, int(y0), int(x0), int(min(th, h - y0)),
                                     int(min(tw, w - x0)), int(bases[j])))
             base = int(bases[-1])
-            y, x = np.divmod(np.arange(h * w, dtype=np.int64), w)    # raster positions
-            ty, yl = np.divmod(y, th)
-            tx, xl = np.divmod(x, tw)
-            block = ty * len(x0s) + tx
-            index.append(bases[block] + (yl + pad) * pitch + xl + pad)
-            wave.append(xl + slope * yl)
-            block_of.append(first + block)
+            ty, yl = np.divmod(np.arange(h), th)                      # [h] tile row, local y
+            tx, xl = np.divmod(np.arange(w), tw)                      # [w] tile column, local x
+            block = ty[:, None] * len(x0s) + tx[None, :]              # [h, w] raster positions
+            index.append((bases[block] + ((yl + pad) * pitch)[:, None]
+                          + (xl + pad)[None, :]).ravel())
+            wave.append((xl[None, :] + slope * yl[:, None]).ravel())
+            block_of.append((first + block).ravel())
         self.size = base
         wave, block_of = np.concatenate(wave), np.concatenate(block_of)
-        n_waves = int(wave.max()) + 1
         # Coding order: wavefront, then tile, then raster position (two stable radix passes).
         order = np.argsort(_small_key(block_of), kind="stable")
         order = order[np.argsort(_small_key(wave[order]), kind="stable")]
         self.index = np.concatenate(index)[order]
-        self.starts = np.searchsorted(wave[order], np.arange(n_waves + 1))
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(wave))])
         self.ctx_off = offsets[:, 0] * pitch + offsets[:, 1]   # [n]
 
     @property
@@ -148,11 +147,12 @@ def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, qarm: dict, exp
     layout = _Layout([g.shape for g in grids], offsets, tile)
     buf = layout.fill(grids)
     symbols = buf[layout.index].astype(np.int64)
+    acts = input_activations(buf)  # contexts are gathered as ARM input activations
     arm = IntArm(qarm, exps, n_hidden)
     loc, scale = np.empty(len(symbols)), np.empty(len(symbols))
     for lo in range(0, len(symbols), _ENCODE_CHUNK):  # every context is known: big blocks
         hi = min(lo + _ENCODE_CHUNK, len(symbols))
-        loc[lo:hi], scale[lo:hi] = arm(layout.context(buf, lo, hi))
+        loc[lo:hi], scale[lo:hi] = arm(layout.context(acts, lo, hi), scaled=True)
     enc = ConditionalEncoder(FAMILY)
     for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
         enc.encode(symbols[lo:hi], loc[lo:hi], scale[lo:hi])
@@ -163,10 +163,14 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], offsets: np.ndarr
                    exps: dict, n_hidden: int, tile: tuple[int, int] = TILE) -> list[np.ndarray]:
     """Range-coded bytes → integer grids ``[h_i, w_i]`` (raises ``BitstreamError`` if corrupt)."""
     layout = _Layout(shapes, offsets, tile)
-    buf = np.zeros(layout.size, np.float64)
+    acts = np.zeros(layout.size, np.float64)         # ARM input activations of decoded latents
+    values = np.empty(len(layout.index), np.int32)   # decoded latents, coding order
     arm = IntArm(qarm, exps, n_hidden)
     dec = ConditionalDecoder(data, FAMILY)
     for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
-        loc, scale = arm(layout.context(buf, lo, hi))
-        buf[layout.index[lo:hi]] = dec.decode(loc, scale)
+        loc, scale = arm(layout.context(acts, lo, hi), scaled=True)
+        values[lo:hi] = dec.decode(loc, scale)
+        acts[layout.index[lo:hi]] = input_activations(values[lo:hi])
+    buf = np.zeros(layout.size, np.float64)
+    buf[layout.index] = values
     return layout.grids(buf)
