@@ -6,13 +6,15 @@
 Times the jitted data-parallel training step of ``nlc_jax.train`` (compile excluded, input batch
 already on device: the model's own speed). For several CPU devices, run it with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``; on a GPU machine it uses the GPU.
-Prints a table and writes JSON.
+Prints a table and writes JSON (with the CPU cores the process may use and the load average, since
+forced CPU devices share those cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +48,9 @@ def measure(preset: str, steps: int, batch: int, crop: int, dtype: str) -> dict:
     return {"preset": preset, "n": config.model.n, "m": config.model.m, "batch": batch,
             "crop": crop, "dtype": dtype, "devices": jax.device_count(),
             "platform": jax.devices()[0].platform, "first_step_s": compile_s,
-            "steps_per_s": 1.0 / seconds, "images_per_s": batch / seconds}
+            "steps_per_s": 1.0 / seconds, "images_per_s": batch / seconds,
+            "timed_steps": steps, "cpu_cores_allowed": len(os.sched_getaffinity(0)),
+            "load_average": os.getloadavg()}
 
 
 def main() -> None:

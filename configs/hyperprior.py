@@ -3,8 +3,9 @@
 Presets (``--config configs/hyperprior.py:<preset>``):
 
 * ``tiny``: N=16, M=24, 64×64 crops, a few hundred steps: CPU tests and smoke runs (minutes).
-* ``cpu``: N=64, M=96, 128×128 crops, batch 8, 700 steps at lr 1e-3: the budget-limited CPU runs
-  of ``docs/train.md`` (~1.4 s/step on 2 cores, ~17 min per model).
+* ``cpu``: N=64, M=96, 128×128 crops, batch 8, 700 steps at lr 1e-3: budget-limited CPU runs
+  (the RD runs of ``docs/train.md`` used it with ``num_steps=500``: 2.0–3.0 s/step on one shared
+  CPU core, 20–25 min per model).
 * ``paper``: N=128, M=192 (CompressAI quality 1–4), 256×256 crops, batch 16.
 * ``paper_hq``: N=192, M=320 (CompressAI quality 5–8).
 
