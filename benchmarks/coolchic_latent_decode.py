@@ -40,7 +40,8 @@ def parse_tile(text: str) -> tuple[int, int]:
 
 
 def tile_name(tile: tuple[int, int]) -> str:
-    return "stripes" if tile == latent_coding.STRIPES else f"{tile[0]}x{tile[1]}"
+    """``(R, C)`` → ``"RxC"`` (``"stripes"`` for :data:`latent_coding.STRIPES`)."""
+    return "stripes" if tuple(tile) == latent_coding.STRIPES else f"{tile[0]}x{tile[1]}"
 
 
 def _random_arm(n: int, hidden: int, rng: np.random.Generator) -> dict:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from coolchic_latent_decode import parse_tile, tile_name  # noqa: E402
 
 from nlc_jax.bitstream.container import SectionType, read_container  # noqa: E402
 from nlc_jax.codecs.coolchic import CoolChic, latent_coding  # noqa: E402
@@ -43,18 +44,6 @@ from nlc_jax.demo import load_config  # noqa: E402
 from nlc_jax.entropy import param_coding  # noqa: E402
 from nlc_jax.fit.buckets import pad_target  # noqa: E402
 from nlc_jax.fit.engine import FitOptions, fit_batch  # noqa: E402
-
-
-def parse_tile(text: str) -> tuple[int, int]:
-    """``"RxC"`` → ``(R, C)``; ``"stripes"`` → :data:`latent_coding.STRIPES`."""
-    if text == "stripes":
-        return latent_coding.STRIPES
-    rows, cols = text.lower().split("x")
-    return int(rows), int(cols)
-
-
-def tile_name(tile: tuple[int, int]) -> str:
-    return "stripes" if tuple(tile) == latent_coding.STRIPES else f"{tile[0]}x{tile[1]}"
 
 
 def main(argv: list[str] | None = None) -> int:

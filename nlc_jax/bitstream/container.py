@@ -129,6 +129,20 @@ def write_container(codec: str, height: int, width: int, channels: int, bit_dept
     return body + zlib.crc32(body).to_bytes(4, "little")
 
 
+def read_image_container(data: bytes, codec: str) -> Container:
+    """:func:`read_container`, checked to be a ``codec`` file of an 8-bit RGB image.
+
+    Raises:
+      BitstreamError: malformed data, another codec's file, or another image format.
+    """
+    c = read_container(data)
+    if c.codec != codec:
+        raise BitstreamError(f"not a {codec} file (codec {c.codec!r})")
+    if c.channels != 3 or c.bit_depth != 8:
+        raise BitstreamError(f"{codec} files hold 8-bit RGB images")
+    return c
+
+
 def read_container(data: bytes) -> Container:
     """Parse and verify ``.nlc`` bytes; raises :class:`BitstreamError` for anything malformed."""
     if not isinstance(data, bytes | bytearray | memoryview):

@@ -27,8 +27,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from nlc_jax.autoencoders import TAEConfig, make_sd_vae, make_tae
-from nlc_jax.bitstream.container import SectionType, read_container, write_container
-from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.bitstream.container import SectionType, read_image_container, write_container
 from nlc_jax.codecs.base import EncodeResult
 from nlc_jax.codecs.clric.autoencoder import BoundAutoencoder, load_named, read_section
 from nlc_jax.codecs.coolchic.arch import Arch, mac_per_pixel
@@ -171,11 +170,7 @@ class Clric(CoolChic):
         Raises:
           BitstreamError: not a CLRIC file, corrupt, or made with another autoencoder.
         """
-        c = read_container(data)
-        if c.codec != self.name:
-            raise BitstreamError(f"not a clric file (codec {c.codec!r})")
-        if c.channels != 3 or c.bit_depth != 8:
-            raise BitstreamError("clric files hold 8-bit RGB images")
+        c = read_image_container(data, self.name)
         section = c.section(SectionType.AUX)
         name, channels, _, _ = read_section(section)
         if self._ae is None:

@@ -30,7 +30,7 @@ from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
 from nlc_jax.bitstream.container import (
     Container,
     SectionType,
-    read_container,
+    read_image_container,
     write_container,
 )
 from nlc_jax.bitstream.errors import BitstreamError
@@ -235,11 +235,7 @@ class CoolChic(recipe.RecipeMixin):
         return EncodeResult(data=data, reconstruction=recon, info=info)
 
     def decode(self, data: bytes) -> np.ndarray:
-        c = read_container(data)
-        if c.codec != self.name:
-            raise BitstreamError(f"not a coolchic file (codec {c.codec!r})")
-        if c.channels != 3 or c.bit_depth != 8:
-            raise BitstreamError("coolchic files hold 8-bit RGB images")
+        c = read_image_container(data, self.name)
         grids, nets, arch = decode_fit(c, c.height, c.width)
         return reconstruct(grids, nets, arch)
 

@@ -31,8 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nlc_jax.bitstream.container import SectionType, read_container, write_container
-from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.bitstream.container import SectionType, read_image_container, write_container
 from nlc_jax.codecs import recipe
 from nlc_jax.codecs.base import EncodeResult, Phase
 from nlc_jax.codecs.coolchic.arch import level_shape
@@ -150,11 +149,7 @@ class Noise2Latent(recipe.RecipeMixin):
         return EncodeResult(data=data, reconstruction=recon, info=info)
 
     def decode(self, data: bytes) -> np.ndarray:
-        c = read_container(data)
-        if c.codec != self.name:
-            raise BitstreamError(f"not a noise2latent file (codec {c.codec!r})")
-        if c.channels != 3 or c.bit_depth != 8:
-            raise BitstreamError("noise2latent files hold 8-bit RGB images")
+        c = read_image_container(data, self.name)
         arch, seed = read_header(c.section(SectionType.HEADER))
         nets = self.weights.decompress(c.section(SectionType.NETWORKS), _template(arch))
         return reconstruct(seed, nets, arch, c.height, c.width)
