@@ -11,6 +11,7 @@ smoothing initialised to identity), and a synthesis of 1×1 / 3×3 layers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 
@@ -182,6 +183,13 @@ def init_upsampling(n_levels: int) -> dict:
     n_up = n_levels - 1
     return {"up": jnp.tile(jnp.asarray(BICUBIC_HALF), (n_up, 1)),
             "smooth": jnp.tile(jnp.asarray(IDENTITY_HALF), (n_up, 1))}
+
+
+def zeros_template(init_fn, arch) -> dict:
+    """Zero numpy float32 networks with the shapes ``init_fn(rng, arch=arch)`` would give
+    (what decoders fill with decoded weights; nothing is initialised)."""
+    shapes = jax.eval_shape(functools.partial(init_fn, arch=arch), jax.random.key(0))
+    return jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
 def init_networks(rng: jax.Array, arch: Arch) -> dict:

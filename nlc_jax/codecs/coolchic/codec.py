@@ -19,8 +19,6 @@ change a pixel by ±1 where a float32 value falls within rounding error of a .5 
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +42,7 @@ from nlc_jax.codecs.coolchic.arch import (
     mac_per_pixel,
     read_layers,
     write_layers,
+    zeros_template,
 )
 from nlc_jax.codecs.coolchic.arm import arm_float
 from nlc_jax.codecs.coolchic.latent_coding import (
@@ -106,12 +105,6 @@ def _read_header(data: bytes, out_channels: int = 3) -> Arch:
         return Arch(n_levels, ctx, hidden, layers, out_channels)
     except ArchError as err:
         raise BitstreamError(f"coolchic header: {err}") from None
-
-
-def _template(arch: Arch) -> dict:
-    """Zero networks with the shapes of ``arch`` (numpy), for decoding weights."""
-    shapes = jax.eval_shape(functools.partial(init_networks, arch=arch), jax.random.key(0))
-    return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
 class CoolChic(recipe.RecipeMixin):
@@ -249,7 +242,7 @@ def decode_fit(c: Container, height: int, width: int,
       BitstreamError: malformed or inconsistent sections.
     """
     arch = _read_header(c.section(SectionType.HEADER), out_channels)
-    qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS), _template(arch))
+    qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS), zeros_template(init_networks, arch))
     missing = {"arm/weight", "arm/bias"} - set(exps)
     if missing:
         raise BitstreamError("coolchic file: ARM weights missing")

@@ -66,6 +66,13 @@ def smooth(x: Any, half: Any, xp: Any) -> Any:
     return smooth_axis(smooth_axis(x, half, 0, xp), half, 1, xp)
 
 
+def apply_mask(x: Any, mask: Any) -> Any:
+    """``x`` ``[h, w]`` or ``[h, w, C]`` times the validity mask ``[h, w]`` (``None``: ``x``)."""
+    if mask is None:
+        return x
+    return x * (mask[..., None] if x.ndim == 3 else mask)
+
+
 def upsample(latents: list, ups: dict, xp: Any, masks: list | None = None) -> Any:
     """Latent grids → full-resolution feature stack.
 
@@ -78,10 +85,7 @@ def upsample(latents: list, ups: dict, xp: Any, masks: list | None = None) -> An
       ``[h_0, w_0, n_levels]`` features, channel ``i`` from level ``i``.
     """
     def mask(x, level):
-        if masks is None:
-            return x
-        m = masks[level]
-        return x * (m[..., None] if x.ndim == 3 else m)
+        return x if masks is None else apply_mask(x, masks[level])
 
     def smoothed(z, level):
         return mask(smooth(z, ups["smooth"][level - 1], xp), level)

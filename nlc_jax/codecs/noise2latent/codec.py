@@ -24,8 +24,6 @@ numpy/BLAS; another BLAS or the jitted float32 path may move a pixel by one leve
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +32,7 @@ import optax
 from nlc_jax.bitstream.container import SectionType, read_image_container, write_container
 from nlc_jax.codecs import recipe
 from nlc_jax.codecs.base import EncodeResult, Phase
-from nlc_jax.codecs.coolchic.arch import level_shape
+from nlc_jax.codecs.coolchic.arch import level_shape, zeros_template
 from nlc_jax.codecs.noise2latent.arch import (
     NETWORKS,
     N2LArch,
@@ -62,12 +60,6 @@ def reconstruct(seed: int, nets: dict, arch: N2LArch, height: int, width: int) -
     noise = gaussian_pyramid(seed, shapes, arch.noise_channels, np)
     nets = jax.tree.map(lambda a: np.asarray(a, np.float32), nets)
     return to_uint8(decode_image(noise, nets, arch, np))
-
-
-def _template(arch: N2LArch) -> dict:
-    """Zero networks with the shapes of ``arch`` (numpy), for decoding weights."""
-    shapes = jax.eval_shape(functools.partial(init_networks, arch=arch), jax.random.key(0))
-    return jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
 class Noise2Latent(recipe.RecipeMixin):
@@ -151,7 +143,7 @@ class Noise2Latent(recipe.RecipeMixin):
     def decode(self, data: bytes) -> np.ndarray:
         c = read_image_container(data, self.name)
         arch, seed = read_header(c.section(SectionType.HEADER))
-        nets = self.weights.decompress(c.section(SectionType.NETWORKS), _template(arch))
+        nets = self.weights.decompress(c.section(SectionType.NETWORKS), zeros_template(init_networks, arch))
         return reconstruct(seed, nets, arch, c.height, c.width)
 
 

@@ -11,14 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from nlc_jax.codecs.coolchic.arch import BICUBIC_HALF
-from nlc_jax.codecs.coolchic.synthesis import apply_layers, upsample, upsample2x
+from nlc_jax.codecs.coolchic.synthesis import apply_layers, apply_mask, upsample, upsample2x
 from nlc_jax.codecs.noise2latent.arch import N2LArch
-
-
-def _masked(x: Any, mask: Any) -> Any:
-    if mask is None:
-        return x
-    return x * (mask[..., None] if x.ndim == 3 else mask)
 
 
 def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
@@ -46,10 +40,10 @@ def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
                 cond = xp.zeros((h, w, 1), eps.dtype)
             else:
                 cond = upsample2x(latents[level + 1][..., None], bicubic, xp)[:h, :w]
-            inp = xp.concatenate([eps, _masked(cond, mask)], axis=-1)
+            inp = xp.concatenate([eps, apply_mask(cond, mask)], axis=-1)
         out = apply_layers(inp, gpp[f"level{level}"], arch.gpp[level], xp, mask)
         sigma = xp.logaddexp(out[..., 1], xp.zeros((), out.dtype))  # softplus
-        latents[level] = _masked(out[..., 0] + sigma * eps[..., 0], mask)
+        latents[level] = apply_mask(out[..., 0] + sigma * eps[..., 0], mask)
     return latents
 
 
