@@ -9,7 +9,8 @@ the upper bound; encode time per image.
 
 Each image's λ values are fitted in one batched call (``nlc_jax.fit.fit_batch``, one engine for
 all images so the step compiles once per shape); every file is decoded and checked against the
-encoder's reconstruction. ``--timing`` also fits the first image one λ at a time (B = 1, twice:
+encoder's reconstruction. Finished images are cached in ``<output>_cache/`` (one ``.npz`` each,
+written atomically), so a killed run resumes where it stopped. ``--timing`` also fits the first image one λ at a time (B = 1, twice:
 the second run is timed without compilation). Writes the JSON and ``rd_lpips.png`` /
 ``rd_psnr.png`` next to it and prints a table.
 """
@@ -104,6 +105,7 @@ def main() -> None:
     p.add_argument("--pixel_weight", type=float, default=0.0)
     p.add_argument("--autoencoder_dtype", default="float32")
     p.add_argument("--crop", type=int, default=0, help="top-left N×N crop (0: whole image)")
+    p.add_argument("--dataset", default="Kodak", help="dataset name for the plots' titles")
     p.add_argument("--timing", action="store_true")
     p.add_argument("--no_fid", action="store_true")
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/clric_rd.json"))
@@ -116,11 +118,25 @@ def main() -> None:
     lp = cached_lpips_params("alex")
     records, encode, originals = [], [], {}
     decoded = {f"clric λ={lm:g}": [] for lm in lmbdas}
+    out = Path(args.output)
+    cache = out.with_name(f"{out.stem}_cache")  # one .npz per finished image: resumable runs
+    cache.mkdir(parents=True, exist_ok=True)
     for k, name in enumerate(names):
         image = load_image(Path(args.images) / f"{name}.png")
         if args.crop:
             image = image[:args.crop, :args.crop]
         originals[name] = image
+        done = cache / f"{name}.npz"
+        if done.exists():
+            with np.load(done) as z:
+                saved = json.loads(str(z["meta"]))
+                for key in saved["decoded"]:
+                    decoded.setdefault(key, []).append(z[key])
+            records += saved["records"]
+            encode.append(saved["encode"])
+            print(f"{name}: loaded from {done}", flush=True)
+            continue
+        n_records, keys = len(records), []
         results, fit_s, total_s = _fit(codec, engine, image, lmbdas, seed=k)
         encode.append({"image": name, "fits": len(lmbdas), "fit_s": fit_s, "total_s": total_s})
         ae = codec.autoencoder
@@ -135,6 +151,7 @@ def main() -> None:
             assert np.array_equal(out, r.reconstruction), "decode differs from the encoder"
             bpp = 8.0 * len(r.data) / (image.shape[0] * image.shape[1])
             decoded[f"clric λ={lm:g}"].append(out)
+            keys.append(f"clric λ={lm:g}")
             records.append({"codec": "CLRIC (TAEF2)", "point": f"{lm:g}", "image": name,
                             "bpp": bpp, "psnr_db": psnr_exact(out, image),
                             "lpips": float(lpips(out, image, lp)), "decode_s": dec_s,
@@ -143,10 +160,16 @@ def main() -> None:
             for classic in ("jpeg", "webp"):
                 dec, rate, q = _match(image, classic, bpp)
                 decoded.setdefault(f"{classic} ~λ={lm:g}", []).append(dec)
+                keys.append(f"{classic} ~λ={lm:g}")
                 records.append({"codec": classic.upper() + " (Pillow, matched rate)",
                                 "point": f"{lm:g}", "image": name, "bpp": rate, "quality": q,
                                 "psnr_db": psnr_exact(dec, image),
                                 "lpips": float(lpips(dec, image, lp))})
+        meta = {"decoded": keys, "records": records[n_records:], "encode": encode[-1]}
+        tmp = cache / f"{name}.tmp.npz"
+        np.savez_compressed(tmp, meta=json.dumps(meta, default=float),
+                            **{key: decoded[key][-1] for key in keys})
+        os.replace(tmp, done)
         print(f"{name}: fit {fit_s:.1f} s, total {total_s:.1f} s; " + ", ".join(
             f"{r['bpp']:.4f} bpp {r['psnr_db']:.2f} dB LPIPS {r['lpips']:.3f}"
             for r in records if r["image"] == name and r["codec"].startswith("CLRIC")),
@@ -180,12 +203,10 @@ def main() -> None:
                   "batched_fit_s": [e["fit_s"] for e in encode]}
     codecs = sorted({r["codec"] for r in records})
     curves = [make_curve(records, c, names) for c in codecs]
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for metric in ("lpips", "psnr_db"):
         plot_rd([c for c in curves if c.bpp.size and np.all(np.isfinite(c.bpp))], metric,
                 out.with_name(f"{out.stem}_{metric}.png"),
-                dataset=f"Kodak ({len(names)} images), TAEF2")
+                dataset=f"{args.dataset} ({len(names)} images), TAEF2")
     summary = {c.codec: {"bpp": c.bpp.tolist(),
                          **{m: c.values[m].tolist() for m in ("psnr_db", "lpips")}}
                for c in curves}

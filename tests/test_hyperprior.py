@@ -9,7 +9,11 @@ from nlc_jax.bitstream import BitstreamError
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.hyperprior import HyperpriorCodec
 from nlc_jax.codecs.hyperprior.codec import pad_to_stride
-from nlc_jax.codecs.hyperprior.training import HyperpriorConfigError, HyperpriorTask
+from nlc_jax.codecs.hyperprior.training import (
+    HyperpriorConfigError,
+    HyperpriorTask,
+    initial_gains,
+)
 from nlc_jax.train.checkpoint import CheckpointError, export_inference, load_inference
 
 
@@ -73,6 +77,20 @@ def test_variable_rate_gains_change_the_rate(trained):
     assert len(high.data) > len(low.data)
     with pytest.raises(ValueError, match="rate_index"):
         HyperpriorCodec.from_params(params, model_config, rate_index=2)
+
+
+def test_variable_rate_model_starts_with_distinct_steps(trained):
+    """Gains start at sqrt(λ_i / geomean λ): an untrained model already codes the higher λ with
+    more bits, and the inverse gains undo the gains."""
+    params, model_config, _ = load_inference(trained)
+    gain = params["model"]["params"]["gain"]
+    expected = np.sqrt(np.array([0.01, 0.05]) / np.sqrt(0.01 * 0.05))
+    np.testing.assert_allclose(gain, np.repeat(expected[:, None], gain.shape[1], 1), rtol=1e-6)
+    np.testing.assert_allclose(gain * params["model"]["params"]["inverse_gain"], 1.0, rtol=1e-6)
+    sizes = [len(HyperpriorCodec.from_params(params, model_config, rate_index=r).encode(
+        image(64, 64)).data) for r in (0, 1)]
+    assert sizes[1] > sizes[0]
+    assert initial_gains([0.013]) == (1.0,)
 
 
 def test_bad_checkpoint_and_config_errors(trained, tmp_path):

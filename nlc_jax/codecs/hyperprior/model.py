@@ -11,7 +11,10 @@ methods, called with ``model.apply(params, ..., method=...)``):
 
 Variable rate (``num_rates > 1``): a learned gain vector per rate scales ``y`` after the analysis
 and an inverse gain scales ``y_hat`` before the synthesis (Cui et al. 2021, as in GLC); ``rate`` is
-an int index ``[B]`` into them. With ``num_rates == 1`` there are no gains.
+an int index ``[B]`` into them. With ``num_rates == 1`` there are no gains. ``gain_init`` gives
+each rate's initial gain (all channels; the inverse gain starts at its reciprocal): training
+starts with distinct quantization steps per rate instead of identical ones (see
+:func:`nlc_jax.codecs.hyperprior.training.initial_gains`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nlc_jax.codecs.hyperprior.transforms import (
     AnalysisTransform,
@@ -41,6 +45,7 @@ class MeanScaleHyperprior(nn.Module):
     m: int
     num_rates: int = 1
     dtype: Any = jnp.float32
+    gain_init: tuple[float, ...] = ()  # per rate; () = all ones
 
     def setup(self):
         self.g_a = AnalysisTransform(self.n, self.m, self.dtype)
@@ -48,9 +53,14 @@ class MeanScaleHyperprior(nn.Module):
         self.h_a = HyperAnalysis(self.n, self.dtype)
         self.h_s = HyperSynthesis(self.m, self.dtype)
         if self.num_rates > 1:
-            self.gain = self.param("gain", nn.initializers.ones, (self.num_rates, self.m))
-            self.inverse_gain = self.param("inverse_gain", nn.initializers.ones,
-                                           (self.num_rates, self.m))
+            init = np.asarray(self.gain_init or (1.0,) * self.num_rates, np.float32)
+            if init.shape != (self.num_rates,) or not np.all(init > 0):
+                raise ValueError(f"gain_init must hold {self.num_rates} positive values, "
+                                 f"got {self.gain_init}")
+            self.gain = self.param(
+                "gain", lambda _rng: jnp.repeat(init[:, None], self.m, axis=1))
+            self.inverse_gain = self.param(
+                "inverse_gain", lambda _rng: jnp.repeat(1.0 / init[:, None], self.m, axis=1))
 
     def _gain(self, name: str, rate: jax.Array | None) -> jax.Array | float:
         if self.num_rates == 1:

@@ -38,12 +38,24 @@ def lambdas_of(config: Any) -> tuple[float, ...]:
     return lmbdas
 
 
-def build_model(n: int, m: int, num_rates: int, dtype: Any = jnp.float32
+def initial_gains(lmbdas: Sequence[float]) -> tuple[float, ...]:
+    """Initial per-rate gains of a variable-rate model: ``sqrt(λ_i / geomean(λ))``.
+
+    At high rate the optimal quantization step of ``loss = λ·D + R`` scales as ``λ^(-1/2)``, so
+    these gains give each rate its own step from the first update (ones for a single λ).
+    """
+    lm = np.asarray(lmbdas, np.float64)
+    return tuple(float(g) for g in np.sqrt(lm / np.exp(np.mean(np.log(lm)))))
+
+
+def build_model(n: int, m: int, lmbdas: Sequence[float], dtype: Any = jnp.float32
                 ) -> tuple[MeanScaleHyperprior, HyperpriorEntropyModel]:
-    """The network and the entropy model of a hyperprior with ``n``/``m`` channels."""
+    """The network (one rate per λ) and the entropy model of a hyperprior with ``n``/``m``
+    channels."""
     if n <= 0 or m <= 0:
         raise HyperpriorConfigError(f"model sizes must be positive, got n={n}, m={m}")
-    return (MeanScaleHyperprior(n, m, num_rates, dtype),
+    gains = initial_gains(lmbdas) if len(lmbdas) > 1 else ()
+    return (MeanScaleHyperprior(n, m, len(lmbdas), dtype, gains),
             HyperpriorEntropyModel(FactorizedPrior(n)))
 
 
@@ -61,7 +73,7 @@ class HyperpriorTask:
                                         f"{config.compute_dtype!r}")
         self.lmbdas = lambdas_of(config)
         self.n, self.m = int(config.model.n), int(config.model.m)
-        self.model, self.entropy = build_model(self.n, self.m, len(self.lmbdas),
+        self.model, self.entropy = build_model(self.n, self.m, self.lmbdas,
                                                DTYPES[config.compute_dtype])
 
     def init(self, rng: jax.Array, crop: int) -> dict[str, Any]:
