@@ -118,8 +118,8 @@ def main() -> None:
     lp = cached_lpips_params("alex")
     records, encode, originals = [], [], {}
     decoded = {f"clric λ={lm:g}": [] for lm in lmbdas}
-    out = Path(args.output)
-    cache = out.with_name(f"{out.stem}_cache")  # one .npz per finished image: resumable runs
+    out_path = Path(args.output)
+    cache = out_path.with_name(f"{out_path.stem}_cache")  # one .npz per finished image
     cache.mkdir(parents=True, exist_ok=True)
     for k, name in enumerate(names):
         image = load_image(Path(args.images) / f"{name}.png")
@@ -174,7 +174,7 @@ def main() -> None:
             f"{r['bpp']:.4f} bpp {r['psnr_db']:.2f} dB LPIPS {r['lpips']:.3f}"
             for r in records if r["image"] == name and r["codec"].startswith("CLRIC")),
             flush=True)
-    if REFERENCE.exists():
+    if REFERENCE.exists() and not args.crop:  # published points are for whole images
         for line in REFERENCE.read_text().splitlines()[1:]:
             lm, seq, _, _, psnr_db, rate = line.split("\t")
             if seq in names:
@@ -205,7 +205,7 @@ def main() -> None:
     curves = [make_curve(records, c, names) for c in codecs]
     for metric in ("lpips", "psnr_db"):
         plot_rd([c for c in curves if c.bpp.size and np.all(np.isfinite(c.bpp))], metric,
-                out.with_name(f"{out.stem}_{metric}.png"),
+                out_path.with_name(f"{out_path.stem}_{metric}.png"),
                 dataset=f"{args.dataset} ({len(names)} images), TAEF2")
     summary = {c.codec: {"bpp": c.bpp.tolist(),
                          **{m: c.values[m].tolist() for m in ("psnr_db", "lpips")}}
@@ -215,7 +215,7 @@ def main() -> None:
                "mac_per_pixel": mac_per_pixel(codec.arch) / codec.pixels_per_position,
                "load_average": load, "images": names, "lmbdas": lmbdas, "curves": summary,
                "patch_fid": fids, "encode": encode, "timing": timing, "records": records},
-              open(out, "w"), indent=1, default=float)
+              open(out_path, "w"), indent=1, default=float)
     print(f"\n{'codec':40s} {'bpp':>8s} {'PSNR':>7s} {'LPIPS':>7s}")
     for c in curves:
         for i in range(len(c.bpp)):
