@@ -53,6 +53,8 @@ def _config(args):
         c.recipe.n_itr = args.n_itr
         c.recipe.warmup_steps = max(1, args.n_itr // 20)
         c.recipe.final_steps = max(1, args.n_itr // 10)
+    if args.n_candidates:
+        c.recipe.n_candidates = args.n_candidates
     c.pixel_weight = args.pixel_weight
     c.autoencoder_dtype = args.autoencoder_dtype
     return c
@@ -102,6 +104,7 @@ def main() -> None:
     p.add_argument("--preset", default="fast")
     p.add_argument("--n_itr", type=int, default=600)
     p.add_argument("--lmbdas", default="0.02,0.05,0.15,0.5")
+    p.add_argument("--n_candidates", type=int, default=0, help="warm-up candidates (0: preset)")
     p.add_argument("--pixel_weight", type=float, default=0.0)
     p.add_argument("--autoencoder_dtype", default="float32")
     p.add_argument("--crop", type=int, default=0, help="top-left N×N crop (0: whole image)")
