@@ -54,8 +54,7 @@ def build_model(n: int, m: int, lmbdas: Sequence[float], dtype: Any = jnp.float3
     channels."""
     if n <= 0 or m <= 0:
         raise HyperpriorConfigError(f"model sizes must be positive, got n={n}, m={m}")
-    gains = initial_gains(lmbdas) if len(lmbdas) > 1 else ()
-    return (MeanScaleHyperprior(n, m, len(lmbdas), dtype, gains),
+    return (MeanScaleHyperprior(n, m, len(lmbdas), dtype, initial_gains(lmbdas)),
             HyperpriorEntropyModel(FactorizedPrior(n)))
 
 
