@@ -10,8 +10,9 @@ the upper bound; encode time per image.
 Each image's λ values are fitted in one batched call (``nlc_jax.fit.fit_batch``, one engine for
 all images so the step compiles once per shape); every file is decoded and checked against the
 encoder's reconstruction. Finished images are cached in ``<output>_cache/`` (one ``.npz`` each,
-written atomically), so a killed run resumes where it stopped. ``--timing`` also fits the first image one λ at a time (B = 1, twice:
-the second run is timed without compilation). Writes the JSON and ``rd_lpips.png`` /
+written atomically, with the settings that made it), so a killed run resumes where it stopped;
+a cache made with other settings is refused. ``--timing`` also fits the first image one λ at a
+time (B = 1, twice: the second run is timed without compilation). Writes the JSON and ``rd_lpips.png`` /
 ``rd_psnr.png`` next to it and prints a table.
 """
 
@@ -124,6 +125,9 @@ def main() -> None:
     out_path = Path(args.output)
     cache = out_path.with_name(f"{out_path.stem}_cache")  # one .npz per finished image
     cache.mkdir(parents=True, exist_ok=True)
+    settings = {key: getattr(args, key) for key in ("images", "preset", "n_itr", "lmbdas",
+                                                     "n_candidates", "pixel_weight",
+                                                     "autoencoder_dtype", "crop")}
     for k, name in enumerate(names):
         image = load_image(Path(args.images) / f"{name}.png")
         if args.crop:
@@ -133,6 +137,9 @@ def main() -> None:
         if done.exists():
             with np.load(done) as z:
                 saved = json.loads(str(z["meta"]))
+                if saved.get("settings") != settings:
+                    sys.exit(f"error: {done} was made with other settings "
+                             f"({saved.get('settings')}); remove {cache} or pick another --output")
                 for key in saved["decoded"]:
                     decoded.setdefault(key, []).append(z[key])
             records += saved["records"]
@@ -168,7 +175,8 @@ def main() -> None:
                                 "point": f"{lm:g}", "image": name, "bpp": rate, "quality": q,
                                 "psnr_db": psnr_exact(dec, image),
                                 "lpips": float(lpips(dec, image, lp))})
-        meta = {"decoded": keys, "records": records[n_records:], "encode": encode[-1]}
+        meta = {"settings": settings, "decoded": keys, "records": records[n_records:],
+                "encode": encode[-1]}
         tmp = cache / f"{name}.tmp.npz"
         np.savez_compressed(tmp, meta=json.dumps(meta, default=float),
                             **{key: decoded[key][-1] for key in keys})
