@@ -61,7 +61,7 @@ def test_file_made_with_other_weights_is_refused(trained, tmp_path):
     data = registry.make(config_dict.ConfigDict({"codec": "hyperprior", "checkpoint": str(trained)})).encode(
         image(64, 64)).data
     params, model_config, _ = load_inference(trained)
-    params["model"]["params"]["g_s"]["ConvTranspose_3"]["bias"] += 0.01
+    params["model"]["params"]["g_s"]["SubpixelConvTranspose_3"]["bias"] += 0.01
     other = HyperpriorCodec.from_params(params, model_config)
     with pytest.raises(BitstreamError, match="encoded with model weights"):
         other.decode(data)
