@@ -5,13 +5,15 @@ the upper bound; encode time per image.
     python benchmarks/clric_rd.py --images ../shared/data/kodak --names kodim01,kodim02 \\
         --preset fast --n_itr 600 --lmbdas 0.02,0.05,0.15,0.5 \\
         [--pixel_weight 0] [--autoencoder_dtype float32] [--crop 0] [--timing] [--no_fid] \\
-        [--output benchmarks/results/clric_rd.json]
+        [--coolchic bench_out/coolchic_rd_fast] [--output benchmarks/results/clric_rd.json]
 
 Each image's λ values are fitted in one batched call (``nlc_jax.fit.fit_batch``, one engine for
 all images so the step compiles once per shape); every file is decoded and checked against the
 encoder's reconstruction. Finished images are cached in ``<output>_cache/`` (one ``.npz`` each,
 written atomically, with the settings that made it), so a killed run resumes where it stopped;
-a cache made with other settings is refused. ``--timing`` also fits the first image one λ at a
+a cache made with other settings is refused. ``--coolchic DIR`` adds our COOL-CHIC pixel codec:
+the files a ``benchmarks/coolchic_rd.py`` (or ``encode.py``) run wrote to ``DIR`` are decoded and
+scored the same way (PSNR, LPIPS, patch FID). ``--timing`` also fits the first image one λ at a
 time (B = 1, twice: the second run is timed without compilation). Writes the JSON and ``rd_lpips.png`` /
 ``rd_psnr.png`` next to it and prints a table.
 """
@@ -32,11 +34,13 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.clric import Clric  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel  # noqa: E402
 from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.fit.engine import Engine, FitOptions, fit_batch, make_mesh  # noqa: E402
+from nlc_jax.fit.pipeline import ResultsTable, output_name  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.fid import extract_patches, fid  # noqa: E402
 from nlc_jax.metrics.lpips import cached_lpips_params, lpips  # noqa: E402
@@ -87,6 +91,31 @@ def _match(image, codec_name, bpp):
     return best
 
 
+def _coolchic_records(folder: Path, originals: dict, lp, decoded: dict, label: str) -> list:
+    """Score the COOL-CHIC files in ``folder`` (its ``results.tsv`` names them) on ``originals``;
+    their decoded images go into ``decoded`` (for patch FID) under ``coolchic λ=<λ>``."""
+    rows = [r for r in ResultsTable(folder / "results.tsv").rows() if r["image"] in originals]
+    missing = sorted(set(originals) - {r["image"] for r in rows})
+    if missing:
+        sys.exit(f"error: {folder}/results.tsv has no COOL-CHIC file for {', '.join(missing)}")
+    records = []
+    for row in sorted(rows, key=lambda r: (list(originals).index(r["image"]), float(r["lmbda"]))):
+        name, lm, image = row["image"], float(row["lmbda"]), originals[row["image"]]
+        path = next((folder / output_name(name, lm, sweep) for sweep in (True, False)
+                     if (folder / output_name(name, lm, sweep)).exists()), None)
+        if path is None:
+            sys.exit(f"error: {folder} has no file for {name} at λ={lm:g}")
+        data = path.read_bytes()
+        out = registry.decode_bytes(data)
+        if out.shape != image.shape:
+            sys.exit(f"error: {path} decodes to {out.shape[:2]}, the image is {image.shape[:2]}")
+        decoded.setdefault(f"coolchic λ={lm:g}", []).append(out)
+        records.append({"codec": label, "point": f"{lm:g}", "image": name,
+                        "bpp": 8.0 * len(data) / (image.shape[0] * image.shape[1]),
+                        "psnr_db": psnr_exact(out, image), "lpips": float(lpips(out, image, lp))})
+    return records
+
+
 def _fid_features():
     try:
         from nlc_jax.metrics.inception import inception_features, load_inception_params
@@ -112,6 +141,9 @@ def main() -> None:
     p.add_argument("--dataset", default="Kodak", help="dataset name for the plots' titles")
     p.add_argument("--timing", action="store_true")
     p.add_argument("--no_fid", action="store_true")
+    p.add_argument("--coolchic", type=Path, default=None,
+                   help="folder of our COOL-CHIC files for these images (coolchic_rd.py output)")
+    p.add_argument("--coolchic_label", default="COOL-CHIC (ours, pixel space)")
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/clric_rd.json"))
     args = p.parse_args()
     lmbdas = [float(x) for x in args.lmbdas.split(",")]
@@ -185,6 +217,8 @@ def main() -> None:
             f"{r['bpp']:.4f} bpp {r['psnr_db']:.2f} dB LPIPS {r['lpips']:.3f}"
             for r in records if r["image"] == name and r["codec"].startswith("CLRIC")),
             flush=True)
+    if args.coolchic:
+        records += _coolchic_records(args.coolchic, originals, lp, decoded, args.coolchic_label)
     if REFERENCE.exists() and not args.crop:  # published points are for whole images
         for line in REFERENCE.read_text().splitlines()[1:]:
             lm, seq, _, _, psnr_db, rate = line.split("\t")
