@@ -201,8 +201,12 @@ def main(argv: list[str] | None = None) -> None:
     records += coolchic_ref
     ours_coolchic = []
     if args.coolchic_tsv is not None:
-        ours_coolchic = [r for r in read_tsv(args.coolchic_tsv) if r["image"] in names
-                         and r["codec"].startswith("ours")]
+        # coolchic_rd.py names our curve "nlc_jax coolchic"; its other rows are references
+        ours_coolchic = [dict(r, codec="ours: COOL-CHIC") for r in read_tsv(args.coolchic_tsv)
+                         if r["image"] in names
+                         and (r["codec"] == "nlc_jax coolchic" or r["codec"].startswith("ours"))]
+        if not ours_coolchic:
+            sys.exit(f"error: {args.coolchic_tsv} has no COOL-CHIC rows for these images")
         records += ours_coolchic
 
     curves = []
