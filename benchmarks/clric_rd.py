@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from nlc_jax.bitstream import BitstreamError  # noqa: E402
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.clric import Clric  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel  # noqa: E402
@@ -101,12 +102,15 @@ def _coolchic_records(folder: Path, originals: dict, lp, decoded: dict, label: s
     records = []
     for row in sorted(rows, key=lambda r: (list(originals).index(r["image"]), float(r["lmbda"]))):
         name, lm, image = row["image"], float(row["lmbda"]), originals[row["image"]]
-        path = next((folder / output_name(name, lm, sweep) for sweep in (True, False)
-                     if (folder / output_name(name, lm, sweep)).exists()), None)
+        candidates = [folder / output_name(name, lm, sweep) for sweep in (True, False)]
+        path = next((c for c in candidates if c.exists()), None)
         if path is None:
             sys.exit(f"error: {folder} has no file for {name} at λ={lm:g}")
         data = path.read_bytes()
-        out = registry.decode_bytes(data)
+        try:
+            out = registry.decode_bytes(data)
+        except BitstreamError as err:
+            sys.exit(f"error: {path}: {err}")
         if out.shape != image.shape:
             sys.exit(f"error: {path} decodes to {out.shape[:2]}, the image is {image.shape[:2]}")
         decoded.setdefault(f"coolchic λ={lm:g}", []).append(out)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.coolchic_rd import OURS as COOLCHIC_OURS  # noqa: E402
 from nlc_jax.codecs.hyperprior import make_codec  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
@@ -201,10 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     records += coolchic_ref
     ours_coolchic = []
     if args.coolchic_tsv is not None:
-        # coolchic_rd.py names our curve "nlc_jax coolchic"; its other rows are references
+        # coolchic_rd.py's other rows are references (Cool-chic 5.0.1, WebP)
         ours_coolchic = [dict(r, codec="ours: COOL-CHIC") for r in read_tsv(args.coolchic_tsv)
-                         if r["image"] in names
-                         and (r["codec"] == "nlc_jax coolchic" or r["codec"].startswith("ours"))]
+                         if r["image"] in names and r["codec"] == COOLCHIC_OURS]
         if not ours_coolchic:
             sys.exit(f"error: {args.coolchic_tsv} has no COOL-CHIC rows for these images")
         records += ours_coolchic

@@ -15,7 +15,7 @@ def test_matches_flax_conv_transpose(kernel, stride):
     ref = nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding="SAME")
     ours = SubpixelConvTranspose(4, kernel, stride)
     params = ref.init(jax.random.key(1), x)
-    # Same parameter tree and initialisation, so checkpoints are interchangeable.
+    # Same per-layer parameters and initialisation.
     assert jax.tree.all(jax.tree.map(np.array_equal, params, ours.init(jax.random.key(1), x)))
     params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
     out = ours.apply(params, x)

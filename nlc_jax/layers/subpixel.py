@@ -1,8 +1,9 @@
 """Transposed convolution computed as a sub-pixel (stride-1) convolution plus depth-to-space.
 
 ``SubpixelConvTranspose`` has the parameters, the initialisation and the output of
-``flax.linen.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")`` (same ``kernel``
-``[k, k, C_in, F]`` and ``bias`` ``[F]``, so checkpoints are interchangeable), but evaluates it
+``flax.linen.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")`` (the same
+``kernel`` ``[k, k, C_in, F]`` and ``bias`` ``[F]`` per layer; only the module's auto-generated
+name differs in a parameter tree), but evaluates it
 as one stride-1 convolution with ``s² · F`` outputs on the undilated input followed by a
 depth-to-space rearrangement. XLA's CPU backend runs the input-dilated convolution of a
 transposed convolution, and above all its gradient, far slower than a plain convolution

@@ -1,8 +1,8 @@
 """Transforms of the mean-scale hyperprior (Minnen et al. 2018, "mbt2018-mean"), NHWC.
 
 Analysis ``g_a``: four 5×5 stride-2 convolutions with GDN between them (``[B, H, W, 3]`` →
-``[B, H/16, W/16, M]``); synthesis ``g_s`` mirrors it with transposed convolutions and inverse GDN (evaluated as
-sub-pixel convolutions, ``nlc_jax.layers.subpixel``).
+``[B, H/16, W/16, M]``); synthesis ``g_s`` mirrors it with transposed convolutions (evaluated as
+sub-pixel convolutions, ``nlc_jax.layers.subpixel``) and inverse GDN.
 Hyper-analysis ``h_a``: 3×3 stride-1 then two 5×5 stride-2 convolutions with leaky ReLU
 (``[.., M]`` → ``[.., H/64, W/64, N]``); hyper-synthesis ``h_s`` predicts the mean and the scale of
 each latent (``[.., N]`` → ``[.., H/16, W/16, 2M]``). ``dtype`` is the compute dtype (bf16 for
