@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from configs.coolchic import ARCHS  # noqa: E402
 from nlc_jax.codecs.coolchic import latent_coding  # noqa: E402
+from nlc_jax.codecs.coolchic.arm import IntArm  # noqa: E402
 from nlc_jax.entropy.context import causal_offsets  # noqa: E402
 
 
@@ -52,19 +53,20 @@ def _random_arm(n: int, hidden: int, rng: np.random.Generator) -> dict:
 
 
 def measure(preset: str, height: int, width: int, repeats: int, tile: tuple[int, int]) -> dict:
-    context, hidden, _ = ARCHS[preset]
+    context, hidden, _, _ = ARCHS[preset]
     offsets = causal_offsets(context)
     rng = np.random.default_rng(0)
     qarm, exps = _random_arm(len(offsets), hidden, rng), {"weight": 8, "bias": 8}
     shapes = [(height >> k, width >> k) for k in range(7)]
     grids = [np.rint(rng.laplace(0.0, 0.7, s)).astype(np.int32) for s in shapes]
     t0 = time.perf_counter()
-    data = latent_coding.encode_latents(grids, offsets, qarm, exps, hidden, tile)
+    arm = IntArm(qarm, exps, hidden)
+    data = latent_coding.encode_latents(grids, offsets, arm, tile=tile)
     t_enc = time.perf_counter() - t0
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = latent_coding.decode_latents(data, shapes, offsets, qarm, exps, hidden, tile)
+        out = latent_coding.decode_latents(data, shapes, offsets, arm, tile=tile)
         best = min(best, time.perf_counter() - t0)
     assert all(np.array_equal(a, b) for a, b in zip(out, grids, strict=True)), "round trip"
     steps = latent_coding._Layout(shapes, offsets, tile).n_waves

@@ -28,6 +28,7 @@ import optax  # noqa: E402
 
 from nlc_jax.codecs.base import Phase  # noqa: E402
 from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
+from nlc_jax.config_files import apply_overrides  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.demo import load_config  # noqa: E402
 
@@ -41,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit_steps", type=int, default=0)
     p.add_argument("--decodes", type=int, default=3)
     p.add_argument("--output", type=Path, default=Path("bench_out/coolchic_speed.json"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. recipe.optimizer=adam (repeatable)")
     args = p.parse_args(argv)
 
-    codec = CoolChic(load_config(args.preset))
+    codec = CoolChic(apply_overrides(load_config(args.preset), args.set))
     image = load_image(args.image)
     target = jnp.asarray(codec.prepare_target(image))
     mask = jnp.ones(image.shape[:2], jnp.float32)

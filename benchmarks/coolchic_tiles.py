@@ -36,8 +36,13 @@ import numpy as np  # noqa: E402
 from coolchic_latent_decode import parse_tile, tile_name  # noqa: E402
 
 from nlc_jax.bitstream.container import SectionType, read_container  # noqa: E402
-from nlc_jax.codecs.coolchic import CoolChic, latent_coding  # noqa: E402
+from nlc_jax.codecs.coolchic import (  # noqa: E402
+    CoolChic,
+    context_model,  # noqa: E402
+    latent_coding,
+)
 from nlc_jax.codecs.coolchic import codec as coolchic_codec  # noqa: E402
+from nlc_jax.codecs.coolchic.arch import init_networks, zeros_template  # noqa: E402
 from nlc_jax.codecs.coolchic.codec import decode_fit  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.demo import load_config  # noqa: E402
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             config.recipe[key] = value
     train_tile = parse_tile(args.train_tile)
     # The codec's training mask (codec._forward) with the requested layout.
-    coolchic_codec.tile_context_mask = functools.partial(latent_coding.tile_context_mask,
+    context_model.tile_context_mask = functools.partial(latent_coding.tile_context_mask,
                                                          tile=train_tile)
     codec = CoolChic(config)
     image = load_image(args.image)
@@ -98,16 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     container = read_container(result.data)
     grids, _, arch = decode_fit(container, h, w)
     qnets, exps = param_coding.decode_params(container.section(SectionType.NETWORKS),
-                                             coolchic_codec._template(arch))
-    arm_exps = {"weight": exps["arm/weight"], "bias": exps["arm/bias"]}
+                                             zeros_template(init_networks, arch))
+    shapes = [g.shape for g in grids]
+    arm, features = coolchic_codec._int_model(qnets, exps, arch, shapes)
     latent_bytes = len(container.section(SectionType.LATENTS))
     other_bytes = len(result.data) - latent_bytes
     layouts = []
     for text in args.eval_tiles.split(","):
         tile = parse_tile(text)
-        coded = latent_coding.encode_latents(grids, codec.offsets, qnets["arm"], arm_exps,
-                                             arch.arm_hidden_layers, tile)
-        n_waves = latent_coding._Layout([g.shape for g in grids], codec.offsets, tile).n_waves
+        coded = latent_coding.encode_latents(grids, codec.offsets, arm, arch.passes(), features,
+                                             tile)
+        n_waves = sum(latent_coding._Layout([shapes[i] for i in members], codec.offsets,
+                                            tile).n_waves for members in arch.passes())
         layouts.append({"tile": tile_name(tile), "latent_bytes": len(coded),
                         "bpp": 8.0 * (other_bytes + len(coded)) / (h * w),
                         "wavefronts": n_waves, "trained_with_this_mask": tile == train_tile})

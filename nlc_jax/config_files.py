@@ -6,6 +6,7 @@ benchmarks, notebooks and tests call :func:`load_config` instead.
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib.util
 from pathlib import Path
@@ -36,3 +37,30 @@ def config_module(name: str) -> ModuleType:
 def load_config(name: str, preset: str) -> config_dict.ConfigDict:
     """``configs/<name>.py``'s ``get_config(preset)`` (a fresh, mutable copy each call)."""
     return config_module(name).get_config(preset)
+
+
+def apply_overrides(config: config_dict.ConfigDict, items: list[str]) -> config_dict.ConfigDict:
+    """Set ``key.sub=value`` items on ``config`` in place (what ``--config.key.sub=value`` does
+    on the CLIs); values are Python literals (``2000``, ``(0.9, 0.99)``, ``True``) or strings.
+
+    Raises:
+      ValueError: a malformed item or an unknown key.
+    """
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"config override {item!r} is not key=value")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        *parents, leaf = key.split(".")
+        node = config
+        for name in parents:
+            node = node.get(name)
+            if not isinstance(node, config_dict.ConfigDict):
+                raise ValueError(f"unknown config key {key!r}")
+        if leaf not in node:
+            raise ValueError(f"unknown config key {key!r}")
+        node[leaf] = value
+    return config

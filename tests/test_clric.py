@@ -70,9 +70,9 @@ def encoded(ae):
     image = smooth_image(60, 52, seed=3)
     target = codec.prepare_target(image)
     params = _random_params(codec, target.shape, seed=2)
-    sections, grids, nets = codec.code_fit(params, target, 1.0)
+    sections, grids, nets, arch = codec.code_fit(params, target, 1.0)
     result = codec.finalize(params, target, image, 1.0)
-    return codec, image, target, result, synthesize_numpy(grids, nets, codec.arch)
+    return codec, image, target, result, synthesize_numpy(grids, nets, arch)
 
 
 def test_protocol_target_and_arch(ae):

@@ -15,8 +15,9 @@ from nlc_jax.codecs import registry
 from nlc_jax.codecs.base import OverfittedCodec, Phase
 from nlc_jax.codecs.coolchic import Arch, ArchError, CoolChic, mac_per_pixel
 from nlc_jax.codecs.coolchic.arch import Layer, init_networks, level_shape
-from nlc_jax.codecs.coolchic.arm import arm_int
+from nlc_jax.codecs.coolchic.arm import LOG2_SCALE_SHIFT, IntArm, arm_int
 from nlc_jax.codecs.coolchic.codec import encoder_gain, reconstruct, synthesize_numpy
+from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
 from nlc_jax.codecs.coolchic.latent_coding import (
     STRIPES,
     TILE,
@@ -146,20 +147,20 @@ def test_loss_learns():
     target = jnp.asarray(codec.prepare_target(image))
     mask = jnp.ones((16, 16))
     lmbda = jnp.float32(1e-3)
-    phase = Phase("main", 40)
+    phase = Phase("main", 100)
     params = codec.init(jax.random.key(0), target.shape, lmbda)
     opt = codec.optimizer(phase)
     state = opt.init(params)
 
     @jax.jit
     def step(params, state, i):
-        grads = jax.grad(lambda p: codec.loss(p, target, mask, lmbda, phase, i / 40.0,
+        grads = jax.grad(lambda p: codec.loss(p, target, mask, lmbda, phase, i / 100.0,
                                               jax.random.key(i))[0])(params)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
     before = float(codec.eval_loss(params, target, mask, lmbda)[0])
-    for i in range(40):
+    for i in range(100):
         params, state = step(params, state, i)
     after, aux = codec.eval_loss(params, target, mask, lmbda)
     assert float(after) < 0.5 * before
@@ -169,7 +170,7 @@ def test_loss_learns():
 def test_integer_arm_is_batch_independent_and_snapped():
     arch = Arch.from_config(get_config("hop").model)
     qarm, exps = _quantized_arm(arch)
-    ctx = np.random.default_rng(1).integers(-20, 21, size=(300, arch.arm_context))
+    ctx = np.random.default_rng(1).integers(-20, 21, size=(300, arch.arm_width))
     loc, scale = arm_int(ctx, qarm, exps, arch.arm_hidden_layers)
     parts = [arm_int(ctx[i:i + 7], qarm, exps, arch.arm_hidden_layers) for i in range(0, 300, 7)]
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), loc)
@@ -181,24 +182,29 @@ def test_integer_arm_is_batch_independent_and_snapped():
 
 
 def _arm_reference(ctx, qarm, exps, n_hidden):
-    """The integer ARM in int64 arithmetic with shifts (exact; the spec arm_int must meet)."""
+    """The integer ARM in int64 arithmetic with shifts (exact; the spec arm_int must meet):
+    hidden ``clip(a + layer(a), 0, L)``, output ``clip(layer(h) + stab(x), ±L)``."""
     limit, kw, kb = 2 ** 26, exps["weight"], exps["bias"]
 
     def layer(a, p):
         shift = 8 + kw - kb
         b = np.asarray(p["b"], np.int64)
         b = b << shift if shift >= 0 else b >> -shift
-        return np.clip((a @ np.asarray(p["w"], np.int64) + b) >> kw, -limit, limit)
-    a = np.clip(np.asarray(ctx, np.int64) << 8, -limit, limit)
+        return (a @ np.asarray(p["w"], np.int64) + b) >> kw
+    x = np.clip(np.asarray(ctx, np.int64) << 8, -limit, limit)
+    a = x
     for i in range(n_hidden):
-        a = a + np.maximum(layer(a, qarm[f"h{i}"]), 0)
-    out = layer(a, qarm["out"])
-    idx = np.clip(((out[:, 1] + 8) >> 4) + 6 * 16, 0, 320)
+        a = np.clip(a + layer(a, qarm[f"h{i}"]), 0, limit)
+    out = np.clip(layer(a, qarm["out"]), -limit, limit)
+    if "stab" in qarm:
+        out = np.clip(out + np.clip(layer(x, qarm["stab"]), -limit, limit), -limit, limit)
+    idx = np.clip(((out[:, 1] + 8) >> 4) + (6 + LOG2_SCALE_SHIFT) * 16, 0, 320)
     return out[:, 0] / 256.0, idx
 
 
 @pytest.mark.parametrize("big", [False, True])
-def test_integer_arm_matches_integer_arithmetic(big):
+@pytest.mark.parametrize("stabiliser", [False, True])
+def test_integer_arm_matches_integer_arithmetic(big, stabiliser):
     """The float64 integer ARM (pre-scaled weights, folded ReLU/clip) equals int64 arithmetic,
     also where activations saturate at the clip limit."""
     rng = np.random.default_rng(7)
@@ -206,6 +212,8 @@ def test_integer_arm_matches_integer_arithmetic(big):
     qarm = {f"h{i}": {"w": rng.integers(-lim, lim, (n, n)), "b": rng.integers(-lim, lim, n)}
             for i in range(hidden)}
     qarm["out"] = {"w": rng.integers(-lim, lim, (n, 2)), "b": rng.integers(-lim, lim, 2)}
+    if stabiliser:
+        qarm["stab"] = {"w": rng.integers(-lim, lim, (n, 2)), "b": rng.integers(-lim, lim, 2)}
     for kw, kb in ((8, 8), (3, 12), (16, 0)):
         ctx = rng.integers(-(2 ** 19 if big else 30), 2 ** 19 if big else 30, (400, n))
         loc, scale = arm_int(ctx, qarm, {"weight": kw, "bias": kb}, hidden)
@@ -220,18 +228,59 @@ def test_integer_arm_matches_integer_arithmetic(big):
 def test_latent_coding_round_trip(shape, tile):
     """Decode equals encode at sizes that are not multiples of the tile (edge tiles, levels
     smaller than one tile), for the format's tile and other layouts."""
-    arch = Arch.from_config(get_config("mop").model)
+    arch = Arch.from_config(get_config("mop").model).resolve(*shape)
     qarm, exps = _quantized_arm(arch, seed=2)
+    arm = IntArm(qarm, exps, arch.arm_hidden_layers)
     offsets = causal_offsets(arch.arm_context)
     rng = np.random.default_rng(0)
-    grids = [rng.laplace(0, 1.5, level_shape(*shape, i)).round().astype(np.int64)
-             for i in range(arch.n_levels)]
+    shapes = [level_shape(*shape, level) for level in arch.grid_levels()]
+    grids = [rng.laplace(0, 1.5, s).round().astype(np.int64) for s in shapes]
     grids[0][0, 0] = 5000        # far outside any scale: escaped, never clipped
-    data = encode_latents(grids, offsets, qarm, exps, arch.arm_hidden_layers, tile)
-    out = decode_latents(data, [g.shape for g in grids], offsets, qarm, exps,
-                         arch.arm_hidden_layers, tile)
+    ifce = jax.tree_util.tree_map(
+        lambda a: np.rint(np.asarray(a) * 256 + rng.normal(0, 20, a.shape)).astype(np.int64),
+        init_networks(jax.random.key(3), arch)["ifce"])
+    features = IntFeatures(arch, ifce, {"weight": 8, "bias": 8}, shapes)
+    data = encode_latents(grids, offsets, arm, arch.passes(), features, tile)
+    out = decode_latents(data, shapes, offsets, arm, arch.passes(), features, tile)
     for a, b in zip(grids, out, strict=True):
         np.testing.assert_array_equal(a, b)
+    # the inter-feature context is used: without it the same file does not decode
+    if shape[0] * shape[1] > 100:
+        plain = IntFeatures(arch, jax.tree_util.tree_map(np.zeros_like, ifce),
+                            {"weight": 8, "bias": 8}, shapes)
+        try:
+            wrong = decode_latents(data, shapes, offsets, arm, arch.passes(), plain, tile)
+        except BitstreamError:
+            return
+        assert any(not np.array_equal(a, b) for a, b in zip(grids, wrong, strict=True))
+
+
+def test_integer_ifce_matches_float_contexts():
+    """The integer IFCE features (what the decoder appends to the ARM context) equal the float
+    training contexts' IFCE part up to the fixed point's flooring, on every IFCE level; the
+    other grids get zeros there."""
+    h, w = 45, 70
+    arch = Arch.from_config(get_config("hop").model).resolve(h, w)
+    shapes = [level_shape(h, w, level) for level in arch.grid_levels()]
+    rng = np.random.default_rng(5)
+    grids = [rng.integers(-6, 7, s) for s in shapes]
+    nets = init_networks(jax.random.key(2), arch)
+    k = 10
+    qifce = jax.tree_util.tree_map(
+        lambda a: np.rint((np.asarray(a) + rng.normal(0, 0.3, a.shape)) * 2 ** k).astype(np.int64),
+        nets["ifce"])
+    deq = jax.tree_util.tree_map(lambda q: jnp.asarray(q / 2 ** k, jnp.float32), qifce)
+    ctx = np.asarray(float_contexts([jnp.asarray(g, jnp.float32) for g in grids],
+                                    {**nets, "ifce": deq}, arch, causal_offsets(arch.arm_context)))
+    starts = np.cumsum([0] + [a * b for a, b in shapes])
+    features = IntFeatures(arch, qifce, {"weight": k, "bias": k}, shapes)
+    n = arch.arm_context
+    for p, members in enumerate(arch.passes()):
+        extra = features(p, grids)
+        for g, f in zip(members, extra, strict=True):
+            train = ctx[starts[g]:starts[g + 1], n:].reshape(shapes[g] + (-1,))
+            np.testing.assert_allclose(f / 256.0, train, atol=1.5 / 256)
+            assert (p == 0) == (not np.any(f))
 
 
 def test_tile_context_mask():
@@ -319,9 +368,10 @@ def test_corrupt_and_truncated_files_raise_bitstream_error():
         registry.decode_bytes(bytes(flipped))
 
 
-@pytest.mark.parametrize("old_version", [1, 2])
+@pytest.mark.parametrize("old_version", [1, 2, 3])
 def test_older_header_versions_are_refused_clearly(old_version):
-    """Files of the striped (1) and 32×32-tile (2) layouts must not decode into garbage."""
+    """Files of the striped (1), 32×32-tile (2) and pre-hyper-latent (3) formats must not
+    decode into garbage."""
     codec = _codec()
     image = smooth_image(9, 11, seed=3)
     data = codec.finalize(random_params(codec, 9, 11, seed=7), codec.prepare_target(image),
@@ -356,7 +406,7 @@ def test_finalize_reproduces_the_float_model():
     h, w, lmbda = 24, 20, 1e-6
     params = random_params(codec, h, w, seed=6, scale=0.05)
     syn = dict(params["synthesis"])
-    last = f"l{len(syn) - 1}"
+    last = f"l{len(codec.arch.synthesis) - 1}"
     syn[last] = {**syn[last], "b": syn[last]["b"] + jnp.array([0.1, -0.1, 0.06])}
     gain = float(encoder_gain(lmbda))
     grids = [np.rint(np.asarray(z) * gain) for z in params["latents"]]

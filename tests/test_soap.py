@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from nlc_jax.fit.soap import SoapState, soap
+from nlc_jax.optim.soap import SoapState, soap
 
 
 def _grads(rng: np.random.Generator, shapes: dict[str, tuple[int, ...]], steps: int) -> list:

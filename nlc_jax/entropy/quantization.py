@@ -13,9 +13,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-QuantizeMode = Literal["round", "ste", "noise", "softround", "softround_noise", "kumaraswamy"]
+QuantizeMode = Literal["round", "ste", "noise", "softround", "softround_noise",
+                       "softround_gaussian", "kumaraswamy"]
 QUANTIZE_MODES: tuple[str, ...] = ("round", "ste", "noise", "softround", "softround_noise",
-                                   "kumaraswamy")
+                                   "softround_gaussian", "kumaraswamy")
 _MIN_T = 1e-4
 _MAX_T = 1e4
 _EPS = 1e-6
@@ -109,6 +110,8 @@ def quantize(x: jax.Array, mode: str, rng: jax.Array | None = None,
     * ``noise``: ``x + noise_scale * U(-0.5, 0.5)``;
     * ``softround``: :func:`soft_round` at ``temperature``;
     * ``softround_noise``: ``soft_round(soft_round(x) + noise_scale * U)`` (C3);
+    * ``softround_gaussian``: as ``softround_noise`` with Gaussian noise of standard deviation
+      ``noise_scale`` (Cool-chic 5);
     * ``kumaraswamy``: as ``softround_noise`` with Kumaraswamy noise of parameter
       ``kumaraswamy_a`` (Cool-chic 3/4, C3).
 
@@ -128,6 +131,8 @@ def quantize(x: jax.Array, mode: str, rng: jax.Array | None = None,
         return add_uniform_noise(x, rng, noise_scale)
     if mode == "softround_noise":
         noise = uniform_noise(rng, jnp.shape(x))
+    elif mode == "softround_gaussian":
+        noise = jax.random.normal(rng, jnp.shape(x), jnp.float32)
     else:
         noise = kumaraswamy_noise(rng, jnp.shape(x), kumaraswamy_a)
     return soft_round(soft_round(x, temperature) + noise_scale * noise, temperature)

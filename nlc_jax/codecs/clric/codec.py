@@ -151,17 +151,17 @@ class Clric(CoolChic):
                  lmbda: float) -> EncodeResult:
         h, w = image.shape[:2]
         latent_target = np.asarray(target, np.float32)[..., :self.arch.out_channels]
-        sections, grids, nets = self.code_fit(params, latent_target, lmbda)
+        sections, grids, nets, arch = self.code_fit(params, latent_target, lmbda)
         data = write_container(self.name, h, w, 3, 8, [
             sections[0], (SectionType.AUX, self._ae.section()), *sections[1:]])
-        latent = synthesize_numpy(grids, nets, self.arch)
+        latent = synthesize_numpy(grids, nets, arch)
         recon = self._ae.decode(latent, h, w)
         n = h * w
         info = {"bpp": 8.0 * len(data) / n, "psnr_db": float(psnr(image, recon)),
                 "latent_mse": float(np.mean(np.square(latent - latent_target))),
                 "latent_bpp": 8.0 * len(sections[2][1]) / n,
                 "network_bpp": 8.0 * len(sections[1][1]) / n,
-                "mac_per_pixel": mac_per_pixel(self.arch) / self.pixels_per_position}
+                "mac_per_pixel": mac_per_pixel(arch) / self.pixels_per_position}
         return EncodeResult(data=data, reconstruction=recon, info=info)
 
     def decode_latent(self, data: bytes) -> tuple[np.ndarray, BoundAutoencoder, int, int]:

@@ -1,11 +1,20 @@
 """COOL-CHIC decoder architecture: its description, parameter initialisation and MAC/pixel count.
 
 The decoder is fixed by an :class:`Arch` (stored in every file's header, so a file decodes
-without its config): ``n_levels`` one-channel latent grids at 1/1 … 1/2^(n_levels-1) resolution,
-an auto-regressive model (ARM) over ``arm_context`` causal neighbours with ``arm_hidden_layers``
-residual Linear+ReLU layers of width ``arm_context``, a learned upsampling (per level a symmetric
-8-tap 2× transposed kernel initialised to bicubic and a symmetric 7-tap pre-concatenation
-smoothing initialised to identity), and a synthesis of 1×1 / 3×3 layers.
+without its config):
+
+* ``n_levels`` one-channel latent grids at 1/1 … 1/2^(n_levels-1) resolution, and ``n_hyper``
+  one-channel *hyper-latent* grids at levels ``hyper_start …`` that only the entropy model reads
+  (Cool-chic 5's hyper-latents);
+* an auto-regressive model (ARM) whose context is ``arm_context`` causal neighbours plus, for the
+  ``ifce_levels`` finest grids, ``ifce_features`` inter-feature values: one linear layer (the
+  IFCE) over every already decoded coarser grid, nearest-upsampled. ``arm_hidden_layers``
+  residual layers ``relu(x + Wx + b)`` of the context's width, then ``Linear(·, 2)`` → Laplace
+  location and log2-scale, plus (``arm_stabiliser``) a parallel ``Linear(·, 2)`` on the context;
+* a learned upsampling (per level a symmetric 8-tap 2× transposed kernel initialised to bicubic
+  and a symmetric 7-tap pre-concatenation smoothing initialised to identity);
+* a synthesis of 1×1 / 3×3 layers, plus (``synthesis_stabiliser``) a parallel 1×1 linear layer
+  on the upsampled features.
 """
 
 from __future__ import annotations
@@ -60,6 +69,12 @@ class Arch:
     arm_hidden_layers: int
     synthesis: tuple[Layer, ...]
     out_channels: int = 3  # channels of the synthesis output (RGB; CLRIC: the VAE latent's)
+    n_hyper: int = 0               # hyper-latent grids (entropy model only)
+    hyper_start: int = 0           # level of the finest hyper grid; 0: by image size (resolve)
+    ifce_levels: int = 0           # the finest grids that get an inter-feature context
+    ifce_features: int = 0         # IFCE outputs appended to the ARM context
+    arm_stabiliser: bool = False   # parallel linear branch in the ARM
+    synthesis_stabiliser: bool = False  # parallel 1×1 linear branch in the synthesis
 
     def __post_init__(self):
         if not 1 <= self.n_levels <= 12:
@@ -75,13 +90,66 @@ class Arch:
             if layer.residual and layer.out != cin:
                 raise ArchError(f"residual layer {layer} needs {cin} outputs (its input width)")
             cin = layer.out
+        if not 0 <= self.n_hyper <= 4:
+            raise ArchError(f"n_hyper must be in 0..4, got {self.n_hyper}")
+        if self.hyper_start and not self.ifce_levels <= self.hyper_start <= 12:
+            raise ArchError(f"hyper_start must be in {self.ifce_levels}..12 (coarser than every "
+                            f"IFCE grid), got {self.hyper_start}")
+        if not 0 <= self.ifce_levels < self.n_levels:
+            raise ArchError(f"ifce_levels must be in 0..{self.n_levels - 1}, got "
+                            f"{self.ifce_levels}")
+        if self.ifce_levels and not 1 <= self.ifce_features <= 32:
+            raise ArchError(f"ifce_features must be in 1..32, got {self.ifce_features}")
+        if self.ifce_levels and self.ifce_inputs(self.ifce_levels - 1) < 1:
+            raise ArchError("an IFCE needs at least one coarser grid")
+        if self.arm_width > 64:
+            raise ArchError(f"the ARM context (spatial + IFCE) must be at most 64, got "
+                            f"{self.arm_width}")
+
+    @property
+    def arm_width(self) -> int:
+        """Width of the ARM's context and hidden layers (spatial + IFCE features)."""
+        return self.arm_context + (self.ifce_features if self.ifce_levels else 0)
+
+    @property
+    def n_grids(self) -> int:
+        """Entropy-coded grids: latents ``0 … n_levels-1``, then hyper-latents."""
+        return self.n_levels + self.n_hyper
+
+    def ifce_inputs(self, level: int) -> int:
+        """Inputs of latent ``level``'s IFCE: every coarser latent and every hyper grid."""
+        return self.n_levels - 1 - level + self.n_hyper
+
+    def resolve(self, height: int, width: int) -> Arch:
+        """This architecture with ``hyper_start`` fixed for an ``height × width`` target
+        (Cool-chic's rule: 1/16 below 1 Mpx, 1/32 below 3 Mpx, else 1/64)."""
+        if self.hyper_start or not self.n_hyper:
+            return self
+        pixels = height * width
+        start = 4 if pixels < 1_000_000 else 5 if pixels < 3_000_000 else 6
+        return dataclasses.replace(self, hyper_start=max(start, self.ifce_levels))
+
+    def grid_levels(self) -> list[int]:
+        """Resolution level of every coded grid (latents, then hyper-latents); resolved only."""
+        if self.n_hyper and not self.hyper_start:
+            raise ArchError("hyper_start is not resolved (call Arch.resolve)")
+        return list(range(self.n_levels)) + [self.hyper_start + j for j in range(self.n_hyper)]
+
+    def passes(self) -> list[list[int]]:
+        """Decoding passes over grid indices: first every grid without an IFCE, then the IFCE
+        latents from coarse to fine (each pass needs all grids of the earlier passes)."""
+        first = list(range(self.ifce_levels, self.n_grids))
+        return [first] + [[level] for level in range(self.ifce_levels - 1, -1, -1)]
 
     @classmethod
     def from_config(cls, model) -> Arch:
         """From a config's ``model`` block."""
         return cls(int(model.n_levels), int(model.arm_context), int(model.arm_hidden_layers),
                    tuple(Layer.parse(s) for s in model.synthesis),
-                   int(model.get("out_channels", 3)))
+                   int(model.get("out_channels", 3)), int(model.get("n_hyper", 0)),
+                   int(model.get("hyper_start", 0)), int(model.get("ifce_levels", 0)),
+                   int(model.get("ifce_features", 0)), bool(model.get("arm_stabiliser", False)),
+                   bool(model.get("synthesis_stabiliser", False)))
 
 
 def write_layers(w: ByteWriter, layers: tuple[Layer, ...]) -> None:
@@ -129,16 +197,20 @@ def layers_mac_per_position(layers: tuple[Layer, ...], in_channels: int) -> floa
 
 
 def mac_per_pixel(arch: Arch) -> float:
-    """Decoding multiply-accumulates per image pixel (ARM + upsampling + synthesis).
+    """Decoding multiply-accumulates per image pixel (ARM + IFCE + upsampling + synthesis).
 
     The ARM runs once per latent; the latent count per pixel is taken for a large image
-    (sum of 4^-i), as Cool-chic reports it.
+    (sum of 4^-i), as Cool-chic reports it. An IFCE runs at the next coarser grid's resolution.
     """
-    n = arch.arm_context
-    latents_per_px = sum(4.0 ** -i for i in range(arch.n_levels))
-    arm = (arch.arm_hidden_layers * n * n + 2 * n) * latents_per_px
-    return float(arm + upsampling_mac_per_pixel(arch.n_levels)
-                 + layers_mac_per_position(arch.synthesis, arch.n_levels))
+    arch = arch.resolve(1, 1)
+    n = arch.arm_width
+    latents_per_px = sum(4.0 ** -level for level in arch.grid_levels())
+    arm = (arch.arm_hidden_layers * n * n + 2 * n * (1 + arch.arm_stabiliser)) * latents_per_px
+    ifce = sum(arch.ifce_inputs(i) * arch.ifce_features * 4.0 ** -(i + 1)
+               for i in range(arch.ifce_levels))
+    stab = arch.n_levels * arch.out_channels if arch.synthesis_stabiliser else 0
+    return float(arm + ifce + upsampling_mac_per_pixel(arch.n_levels)
+                 + layers_mac_per_position(arch.synthesis, arch.n_levels) + stab)
 
 
 def _cubic(t: float, a: float = -0.75) -> float:
@@ -161,17 +233,20 @@ def dense_init(key: jax.Array, fan_in: int, shape: tuple[int, ...]) -> jax.Array
     return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
 
 
-def init_layers(keys: Iterator[jax.Array], layers: tuple[Layer, ...], in_channels: int) -> dict:
+def init_layers(keys: Iterator[jax.Array], layers: tuple[Layer, ...], in_channels: int,
+                small: bool = False) -> dict:
     """Parameters ``{"l<i>": {"w": [k, k, Cin, Cout], "b": [Cout]}}`` of a layer stack.
 
-    Linear layers take :func:`dense_init` (one key of ``keys`` each); residual layers start at
-    zero (the identity); biases at zero.
+    Linear layers take :func:`dense_init` (one key of ``keys`` each), divided by ``Cout²`` with
+    ``small`` (Cool-chic's init when a linear stabiliser carries the signal at the start);
+    residual layers start at zero (the identity); biases at zero.
     """
     params, cin = {}, in_channels
     for i, layer in enumerate(layers):
         shape = (layer.kernel, layer.kernel, cin, layer.out)
         w = (jnp.zeros(shape, jnp.float32) if layer.residual
-             else dense_init(next(keys), cin * layer.kernel ** 2, shape))
+             else dense_init(next(keys), cin * layer.kernel ** 2, shape)
+             / (layer.out ** 2 if small else 1))
         params[f"l{i}"] = {"w": w, "b": jnp.zeros((layer.out,), jnp.float32)}
         cin = layer.out
     return params
@@ -192,15 +267,38 @@ def zeros_template(init_fn, arch) -> dict:
     return jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
-def init_networks(rng: jax.Array, arch: Arch) -> dict:
-    """Random network parameters ``{"arm", "upsampling", "synthesis"}`` (float32 pytree).
+def _normal(key: jax.Array, shape: tuple[int, ...], std: float) -> jax.Array:
+    return std * jax.random.normal(key, shape, jnp.float32)
 
-    Linear layers use a uniform fan-in init; the ARM output and residual layers start at zero.
+
+def init_networks(rng: jax.Array, arch: Arch) -> dict:
+    """Random network parameters ``{"arm", "upsampling", "synthesis"}`` and, with IFCEs,
+    ``"ifce"`` (float32 pytree).
+
+    As Cool-chic 5: ARM hidden layers (residual) start at zero, its output and stabiliser layers
+    (and the IFCE layers) at ``N(0, 1/Cout⁴)``; synthesis linear layers take a uniform fan-in
+    init (divided by ``Cout²`` when a synthesis stabiliser is present), residual ones zero.
+    Without an ARM stabiliser the ARM output starts at zero.
     """
-    keys = iter(jax.random.split(rng, 2 * (arch.arm_hidden_layers + len(arch.synthesis)) + 2))
-    n = arch.arm_context
-    arm = {f"h{i}": {"w": dense_init(next(keys), n, (n, n)), "b": jnp.zeros((n,), jnp.float32)}
+    keys = iter(jax.random.split(rng, 2 * (arch.arm_hidden_layers + len(arch.synthesis))
+                                 + arch.ifce_levels + 4))
+    n = arch.arm_width
+    arm = {f"h{i}": {"w": jnp.zeros((n, n), jnp.float32), "b": jnp.zeros((n,), jnp.float32)}
            for i in range(arch.arm_hidden_layers)}
-    arm["out"] = {"w": jnp.zeros((n, 2), jnp.float32), "b": jnp.zeros((2,), jnp.float32)}
-    return {"arm": arm, "upsampling": init_upsampling(arch.n_levels),
-            "synthesis": init_layers(keys, arch.synthesis, arch.n_levels)}
+    out_w = (_normal(next(keys), (n, 2), 0.25) if arch.arm_stabiliser
+             else jnp.zeros((n, 2), jnp.float32))
+    arm["out"] = {"w": out_w, "b": jnp.zeros((2,), jnp.float32)}
+    if arch.arm_stabiliser:
+        arm["stab"] = {"w": _normal(next(keys), (n, 2), 0.25), "b": jnp.zeros((2,), jnp.float32)}
+    syn = init_layers(keys, arch.synthesis, arch.n_levels, small=arch.synthesis_stabiliser)
+    if arch.synthesis_stabiliser:
+        c = arch.out_channels
+        syn["stab"] = {"w": dense_init(next(keys), arch.n_levels, (1, 1, arch.n_levels, c))
+                       / c ** 2, "b": jnp.zeros((c,), jnp.float32)}
+    nets = {"arm": arm, "upsampling": init_upsampling(arch.n_levels), "synthesis": syn}
+    if arch.ifce_levels:
+        f = arch.ifce_features
+        nets["ifce"] = {f"l{i}": {"w": _normal(next(keys), (arch.ifce_inputs(i), f), 1.0 / f ** 2),
+                                  "b": jnp.zeros((f,), jnp.float32)}
+                        for i in range(arch.ifce_levels)}
+    return nets

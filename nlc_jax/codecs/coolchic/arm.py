@@ -1,8 +1,10 @@
 """Auto-regressive entropy model (ARM): float in training, integer fixed point for coding.
 
-One MLP, shared by all latent grids, maps the ``n`` causal neighbours of a latent to the location
-and log-scale of a Laplace: ``arm_hidden_layers`` residual ``Linear(n, n) + ReLU`` layers, then
-``Linear(n, 2)``.
+One MLP, shared by all latent grids, maps the ``n`` context values of a latent (causal neighbours,
+then IFCE features) to the location and log2-scale of a Laplace: ``arm_hidden_layers`` residual
+layers ``h ← relu(h + hW + b)``, then ``Linear(n, 2)``, plus with a stabiliser a parallel
+``Linear(n, 2)`` of the context (Cool-chic 5's ARM). The log2-scale is offset by
+:data:`LOG2_SCALE_SHIFT` so that a zero output means a small scale (cheap zero latents at init).
 
 For the bitstream the ARM runs on integers so that encoder and decoder get the same coder
 parameters on any machine: weights are integers ``q · 2^-k`` (power-of-two steps from
@@ -31,16 +33,33 @@ ACT_BITS = 8              # fractional bits of integer activations
 ACT_LIMIT = 2.0 ** 26     # activations (in units of 2^-ACT_BITS) are clipped to ±ACT_LIMIT;
 # with integer weights |q| <= 2^20 (param_coding.MAX_INT) and n <= 64 every sum stays below 2^53.
 LOG2_SCALE_RANGE = (float(SCALE_MIN_LOG2), float(SCALE_MAX_LOG2))  # the coder's table range
+LOG2_SCALE_SHIFT = -5     # octaves added to the network's log2-scale output (integer: exact)
 
 
 def arm_float(ctx: jax.Array, arm: dict, n_hidden: int) -> tuple[jax.Array, jax.Array]:
-    """Float ARM. ``ctx`` ``[..., n]`` → (loc ``[...]``, scale ``[...]``)."""
+    """Float ARM. ``ctx`` ``[..., n]`` → (loc ``[...]``, scale ``[...]``).
+
+    ``arm`` holds ``h<i>`` (hidden), ``out`` and optionally ``stab`` (stabiliser) layers.
+    """
     h = ctx
     for i in range(n_hidden):
         p = arm[f"h{i}"]
-        h = h + jax.nn.relu(h @ p["w"] + p["b"])
+        h = jax.nn.relu(h + h @ p["w"] + p["b"])
     out = h @ arm["out"]["w"] + arm["out"]["b"]
-    return out[..., 0], jnp.exp2(jnp.clip(out[..., 1], *LOG2_SCALE_RANGE))
+    if "stab" in arm:
+        out = out + ctx @ arm["stab"]["w"] + arm["stab"]["b"]
+    log2_scale = jnp.clip(out[..., 1] + LOG2_SCALE_SHIFT, *LOG2_SCALE_RANGE)
+    return out[..., 0], jnp.exp2(log2_scale)
+
+
+def int_layer_weights(q: dict, exps: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Integer layer ``{"w": [n, m], "b": [m]}`` with steps ``2^-k`` → the float64 pair
+    ``(qw · 2^-kw, floor(qb · 2^(ACT_BITS+kw-kb)) · 2^-kw)`` that :func:`int_layer` applies
+    exactly (see :class:`IntArm`)."""
+    kw, kb = exps["weight"], exps["bias"]
+    w = np.asarray(q["w"], np.float64) * 2.0 ** -kw
+    b = np.floor(np.asarray(q["b"], np.float64) * 2.0 ** (ACT_BITS + kw - kb))
+    return w, b * 2.0 ** -kw
 
 
 class IntArm:
@@ -50,17 +69,14 @@ class IntArm:
     Each layer is ``clip(floor(a · (qw·2^-kw) + floor(qb·2^(ACT_BITS+kw-kb))·2^-kw))``: the weights
     are pre-scaled by the power of two 2^-kw, so every product and partial sum is a multiple of
     2^-kw below 2^(53-kw) in magnitude, i.e. exact in float64 in any summation order, and the
-    result equals the integer computation ``floor((a·qw + bias) / 2^kw)``. A hidden layer's
-    ReLU is folded into its clip (``max(clip(x, -L, L), 0) = clip(x, 0, L)``).
+    result equals the integer computation ``floor((a·qw + bias) / 2^kw)``. A hidden layer adds
+    its input to that and applies the ReLU as a clip to ``[0, ACT_LIMIT]``.
     """
 
     def __init__(self, qarm: dict, exps: dict, n_hidden: int):
-        kw, kb = exps["weight"], exps["bias"]
-        self.layers = []
-        for name in [f"h{i}" for i in range(n_hidden)] + ["out"]:
-            w = np.asarray(qarm[name]["w"], np.float64) * 2.0 ** -kw
-            b = np.floor(np.asarray(qarm[name]["b"], np.float64) * 2.0 ** (ACT_BITS + kw - kb))
-            self.layers.append((w, b * 2.0 ** -kw))
+        names = [f"h{i}" for i in range(n_hidden)] + ["out"] + (["stab"] if "stab" in qarm else [])
+        self.n_hidden = n_hidden
+        self.layers = [int_layer_weights(qarm[name], exps) for name in names]
         self._tiled: list[np.ndarray] | None = None
 
     def __call__(self, ctx: np.ndarray, scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -71,15 +87,22 @@ class IntArm:
         is then used as the first activation buffer and overwritten.
         """
         m = len(ctx)
-        a = ctx if scaled else input_activations(ctx)
+        x = ctx if scaled else input_activations(ctx)
         biases = self._biases(m)
-        for (w, _), b in zip(self.layers[:-1], biases, strict=False):
-            a += _layer(a, w, b, 0.0)
-        out = _layer(a, self.layers[-1][0], biases[-1], -ACT_LIMIT)
+        h = x
+        for (w, _), b in zip(self.layers[:self.n_hidden], biases, strict=False):
+            acc = _layer(h, w, b, -2 * ACT_LIMIT, 2 * ACT_LIMIT)
+            acc += h
+            h = np.clip(acc, 0.0, ACT_LIMIT, out=acc)
+        n = self.n_hidden
+        out = _layer(h, self.layers[n][0], biases[n], -ACT_LIMIT)
+        if len(self.layers) > n + 1:  # stabiliser: a second exact integer layer on the context
+            out += _layer(x, self.layers[n + 1][0], biases[n + 1], -ACT_LIMIT)
+            np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
         # log2-scale in units of 2^-ACT_BITS → nearest table index (16 per octave), in integers.
         unit = 2 ** ACT_BITS // SCALE_STEPS_PER_OCTAVE
         idx = np.floor((out[:, 1] + unit // 2) * (1.0 / unit))
-        idx -= SCALE_MIN_LOG2 * SCALE_STEPS_PER_OCTAVE
+        idx -= (SCALE_MIN_LOG2 - LOG2_SCALE_SHIFT) * SCALE_STEPS_PER_OCTAVE
         np.clip(idx, 0, len(SCALE_TABLE) - 1, out=idx)
         return out[:, 0] * 2.0 ** -ACT_BITS, SCALE_TABLE[idx.astype(np.int64)]
 
@@ -98,12 +121,19 @@ def input_activations(latents: np.ndarray) -> np.ndarray:
     return np.clip(a, -ACT_LIMIT, ACT_LIMIT, out=a)
 
 
-def _layer(a: np.ndarray, w: np.ndarray, b: np.ndarray, lower: float) -> np.ndarray:
-    """``clip(floor(a @ w + b), lower, ACT_LIMIT)`` (exact, see :class:`IntArm`); float64."""
+def _layer(a: np.ndarray, w: np.ndarray, b: np.ndarray, lower: float,
+           upper: float = ACT_LIMIT) -> np.ndarray:
+    """``clip(floor(a @ w + b), lower, upper)`` (exact, see :class:`IntArm`); float64."""
     acc = a @ w
     acc += b
     np.floor(acc, out=acc)
-    return np.clip(acc, lower, ACT_LIMIT, out=acc)
+    return np.clip(acc, lower, upper, out=acc)
+
+
+def int_layer(a: np.ndarray, wb: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Exact integer linear layer on activations ``a [m, n]`` with prepared weights ``wb`` (from
+    :func:`int_layer_weights`) → ``[m, k]`` activations clipped to ±ACT_LIMIT."""
+    return _layer(a, wb[0], wb[1], -ACT_LIMIT)
 
 
 def arm_int(ctx: np.ndarray, qarm: dict, exps: dict, n_hidden: int
@@ -119,7 +149,8 @@ def arm_int(ctx: np.ndarray, qarm: dict, exps: dict, n_hidden: int
     Returns:
       (loc ``[m]`` float64 on the fixed-point grid, scale ``[m]`` float64 entries of the coder's
       scale table), identical on every machine. Activations are integers in units of
-      2^-ACT_BITS; layer ``l`` computes ``clip(floor((a·qw + floor(qb·2^(ACT_BITS+kw-kb)))
-      / 2^kw), ±ACT_LIMIT)``, hidden layers add ``relu`` of it to their input (residual).
+      2^-ACT_BITS; layer ``l`` computes ``floor((a·qw + floor(qb·2^(ACT_BITS+kw-kb))) / 2^kw)``;
+      a hidden layer's output is ``clip(a + that, 0, ACT_LIMIT)`` (residual, then ReLU), the
+      output layer's (plus the stabiliser's, on the context) is clipped to ±ACT_LIMIT.
     """
     return IntArm(qarm, exps, n_hidden)(ctx)

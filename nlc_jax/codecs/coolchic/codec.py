@@ -1,14 +1,15 @@
 """The COOL-CHIC codec: :class:`~nlc_jax.codecs.base.OverfittedCodec` functions and the bitstream.
 
 Fitting (pure, vmapped by ``nlc_jax.fit``): parameters are ``{"latents": (grid_0, …),
-"arm", "upsampling", "synthesis"}``; latents are ``round(gain · grid_i)`` with the phase's
-quantization proxy; loss = MSE on [0, 1] RGB + λ · bpp (latent bits from the float ARM over the
-valid pixels). Padded positions are zeroed in every grid, so they cost no bits, add no
-distortion and leave the valid region exactly as the decoder computes it at the true size.
+"hyper": (…), "arm", "upsampling", "synthesis"[, "ifce"]}``; coded values are ``round(gain ·
+grid)`` with the phase's quantization proxy; loss = MSE on [0, 1] RGB + λ · bpp (bits of the
+latents and hyper-latents from the float ARM over the valid pixels). Padded positions are zeroed
+in every grid, so they cost no bits, add no distortion and leave the valid region exactly as the
+decoder computes it at the true size.
 
 File (``.nlc`` container, codec ``coolchic``): ``HEADER`` (architecture), ``NETWORKS``
-(``param_coding``: per-group power-of-two steps, Exp-Golomb codes), ``LATENTS`` (range coded
-with the integer ARM, wavefront order).
+(``param_coding``: per-group power-of-two steps, Exp-Golomb codes, refined by weight RDOQ),
+``LATENTS`` (range coded with the integer ARM and IFCE, in passes, wavefront order).
 
 Exactness: the latents and every network integer decode bit-exactly on any machine (integer
 ARM, snapped coder parameters). The pixels are computed by the one numpy float32 function
@@ -44,22 +45,21 @@ from nlc_jax.codecs.coolchic.arch import (
     write_layers,
     zeros_template,
 )
-from nlc_jax.codecs.coolchic.arm import arm_float
-from nlc_jax.codecs.coolchic.latent_coding import (
-    decode_latents,
-    encode_latents,
-    tile_context_mask,
-)
+from nlc_jax.codecs.coolchic.arm import IntArm, arm_float
+from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
+from nlc_jax.codecs.coolchic.latent_coding import decode_latents, encode_latents
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
 from nlc_jax.data.images import to_uint8
-from nlc_jax.entropy import param_coding
-from nlc_jax.entropy.context import causal_offsets, extract_context
+from nlc_jax.entropy import param_coding, weight_rdoq
+from nlc_jax.entropy.context import causal_offsets
 from nlc_jax.entropy.distributions import bits, laplace_pmf
 from nlc_jax.entropy.quantization import quantize
 from nlc_jax.metrics.psnr import psnr
 
-NETWORKS = ("arm", "upsampling", "synthesis")
-HEADER_VERSION = 3  # 3: latents in 64×64 tiles (latent_coding.TILE); 2: 32×32; 1: 64-row stripes
+NETWORKS = ("arm", "ifce", "upsampling", "synthesis")  # "ifce" only with inter-feature contexts
+# 4: hyper-latents, IFCE, stabilisers, ARM relu(x + Wx + b) and log2-scale shift;
+# 3: latents in 64×64 tiles (latent_coding.TILE); 2: 32×32 tiles; 1: 64-row stripes
+HEADER_VERSION = 4
 
 
 def encoder_gain(lmbda, fixed: float = 0.0):
@@ -69,12 +69,14 @@ def encoder_gain(lmbda, fixed: float = 0.0):
     return jnp.where(lmbda < 2e-4, 24.0, jnp.where(lmbda < 5e-4, 20.0, 16.0))
 
 
-def synthesize_numpy(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
-    """Decoded integer grids and dequantized networks → ``[H, W, out_channels]`` float32.
+def synthesize_numpy(grids: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
+    """Decoded integer grids (latents, then any hyper-latents, which are not used here) and
+    dequantized networks → ``[H, W, out_channels]`` float32.
 
     The decoder's one numpy float32 path (pixels in [0, 1] for COOL-CHIC, a latent for CLRIC).
     """
     nets = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), nets)
+    latents = grids[:arch.n_levels]
     feats = upsample([np.asarray(z, np.float32) for z in latents], nets["upsampling"], np)
     return synthesize(feats, nets["synthesis"], arch, np)
 
@@ -87,6 +89,9 @@ def reconstruct(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray
 def _write_header(arch: Arch) -> bytes:
     w = ByteWriter().fixed("u8", HEADER_VERSION)
     w.uvarint(arch.n_levels).uvarint(arch.arm_context).uvarint(arch.arm_hidden_layers)
+    w.uvarint(arch.n_hyper).uvarint(arch.hyper_start)
+    w.uvarint(arch.ifce_levels).uvarint(arch.ifce_features)
+    w.fixed("u8", int(arch.arm_stabiliser) | int(arch.synthesis_stabiliser) << 1)
     write_layers(w, arch.synthesis)
     return w.getvalue()
 
@@ -96,15 +101,24 @@ def _read_header(data: bytes, out_channels: int = 3) -> Arch:
     version = r.fixed("u8")
     if version != HEADER_VERSION:
         raise BitstreamError(f"coolchic header version {version} is not supported (this decoder "
-                             f"reads version {HEADER_VERSION}; versions 1 and 2 used older "
-                             "latent layouts: re-encode them)")
+                             f"reads version {HEADER_VERSION}; versions 1 to 3 came before the "
+                             "hyper-latents and IFCE: re-encode them)")
     n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
+    n_hyper, hyper_start = r.uvarint(64), r.uvarint(64)
+    ifce_levels, ifce_features = r.uvarint(64), r.uvarint(64)
+    flags = r.fixed("u8")
+    if flags > 3:
+        raise BitstreamError("coolchic header: invalid flags")
     layers = read_layers(r)
     r.expect_end()
     try:
-        return Arch(n_levels, ctx, hidden, layers, out_channels)
+        arch = Arch(n_levels, ctx, hidden, layers, out_channels, n_hyper, hyper_start,
+                    ifce_levels, ifce_features, bool(flags & 1), bool(flags & 2))
     except ArchError as err:
         raise BitstreamError(f"coolchic header: {err}") from None
+    if n_hyper and not hyper_start:
+        raise BitstreamError("coolchic header: hyper-latent level missing")
+    return arch
 
 
 class CoolChic(recipe.RecipeMixin):
@@ -126,9 +140,10 @@ class CoolChic(recipe.RecipeMixin):
     def optimizer(self, phase: Phase) -> optax.GradientTransformation:
         r = self.config.recipe
         return optax.multi_transform(
-            {"latents": optax.adam(recipe.learning_rate(r, phase)),
+            {"latents": recipe.latent_optimizer(r, phase),
              "nets": recipe.network_optimizer(r, phase)},
-            lambda params: {k: ("latents" if k == "latents" else "nets") for k in params})
+            lambda params: {k: ("latents" if k in ("latents", "hyper") else "nets")
+                            for k in params})
 
     # ---- fitting ------------------------------------------------------------------------
     def prepare_target(self, image: np.ndarray) -> np.ndarray:
@@ -136,26 +151,31 @@ class CoolChic(recipe.RecipeMixin):
 
     def init(self, rng: jax.Array, target_shape: tuple[int, int, int], lmbda: jax.Array) -> dict:
         h, w = target_shape[:2]
-        latents = tuple(jnp.zeros(level_shape(h, w, i), jnp.float32)
-                        for i in range(self.arch.n_levels))
-        return {"latents": latents, **init_networks(rng, self.arch)}
+        arch = self.arch.resolve(h, w)
+        grids = tuple(jnp.zeros(level_shape(h, w, level), jnp.float32)
+                      for level in arch.grid_levels())
+        params = {"latents": grids[:arch.n_levels], **init_networks(rng, arch)}
+        if arch.n_hyper:
+            params["hyper"] = grids[arch.n_levels:]
+        return params
 
     def _forward(self, params: dict, target: jax.Array, mask: jax.Array, lmbda: jax.Array,
                  quant) -> tuple[jax.Array, dict]:
+        arch = self.arch.resolve(*target.shape[:2])
         gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
-        masks = [mask[::2 ** i, ::2 ** i] for i in range(self.arch.n_levels)]
-        latents = [quant(i, z * gain) * m
-                   for i, (z, m) in enumerate(zip(params["latents"], masks, strict=True))]
-        # One ARM evaluation over the contexts of every level.
-        ctx = jnp.concatenate([
-            (extract_context(z, self.offsets) * tile_context_mask(*z.shape, self.offsets, xp=jnp))
-            .reshape(-1, self.arch.arm_context) for z in latents])
-        values = jnp.concatenate([z.reshape(-1) for z in latents])
+        levels = arch.grid_levels()
+        masks = [mask[::2 ** level, ::2 ** level] for level in levels]
+        raw = tuple(params["latents"]) + tuple(params.get("hyper", ()))
+        grids = [quant(i, z * gain) * m for i, (z, m) in enumerate(zip(raw, masks, strict=True))]
+        # One ARM evaluation over the contexts of every grid.
+        ctx = float_contexts(grids, params, arch, self.offsets)
+        values = jnp.concatenate([z.reshape(-1) for z in grids])
         valid = jnp.concatenate([m.reshape(-1) for m in masks])
-        loc, scale = arm_float(ctx, params["arm"], self.arch.arm_hidden_layers)
+        loc, scale = arm_float(ctx, params["arm"], arch.arm_hidden_layers)
         total_bits = jnp.sum(bits(laplace_pmf(values, loc, scale)) * valid)
-        feats = upsample(latents, params["upsampling"], jnp, masks)
-        x = synthesize(feats, params["synthesis"], self.arch, jnp, mask)
+        latents, n = grids[:arch.n_levels], arch.n_levels
+        feats = upsample(latents, params["upsampling"], jnp, masks[:n])
+        x = synthesize(feats, params["synthesis"], arch, jnp, mask)
         n_pixels = jnp.maximum(jnp.sum(mask), 1.0)
         mse = self._distortion(x, target, mask)
         bpp = total_bits / (n_pixels * self.pixels_per_position)
@@ -169,8 +189,8 @@ class CoolChic(recipe.RecipeMixin):
         return jnp.sum(jnp.square(x - target) * mask[..., None]) / (target.shape[-1] * n)
 
     def loss(self, params, target, mask, lmbda, phase: Phase, progress, rng):
-        mode, temp, noise = recipe.proxy(self.config.recipe, phase, progress)
-        keys = jax.random.split(rng, self.arch.n_levels)
+        mode, temp, noise = recipe.proxy(self.config.recipe, phase, progress, lmbda)
+        keys = jax.random.split(rng, self.arch.n_grids)
 
         def quant(i, x):
             return quantize(x, mode, keys[i], temp, noise)
@@ -182,49 +202,59 @@ class CoolChic(recipe.RecipeMixin):
 
     # ---- bitstream ----------------------------------------------------------------------
     def code_fit(self, params, target: np.ndarray,
-                 lmbda: float) -> tuple[list[tuple[int, bytes]], list[np.ndarray], dict]:
+                 lmbda: float) -> tuple[list[tuple[int, bytes]], list[np.ndarray], dict, Arch]:
         """Quantize and entropy-code one fit whose unpadded target is ``[h, w, C]``.
 
-        Returns the ``HEADER``, ``NETWORKS`` and ``LATENTS`` sections, the integer grids and the
-        dequantized networks (what the decoder will have).
+        Returns the ``HEADER``, ``NETWORKS`` and ``LATENTS`` sections, the integer grids
+        (latents, then hyper-latents), the dequantized networks (what the decoder will have) and
+        the resolved architecture.
         """
         h, w = target.shape[:2]
-        arch = self.arch
+        arch = self.arch.resolve(*np.shape(params["latents"][0])[:2])  # as in training
         gain = float(encoder_gain(lmbda, float(self.config.model.encoder_gain)))
-        shapes = [level_shape(h, w, i) for i in range(arch.n_levels)]
+        shapes = [level_shape(h, w, level) for level in arch.grid_levels()]
+        raw = tuple(params["latents"]) + tuple(params.get("hyper", ()))
         grids = [np.rint(np.asarray(z, np.float32)[:lh, :lw] * np.float32(gain)).astype(np.int64)
-                 for z, (lh, lw) in zip(params["latents"], shapes, strict=True)]
-        nets = {k: jax.tree_util.tree_map(np.asarray, params[k]) for k in NETWORKS}
+                 for z, (lh, lw) in zip(raw, shapes, strict=True)]
+        nets = {k: jax.tree_util.tree_map(np.asarray, params[k]) for k in NETWORKS if k in params}
 
-        # Per-group step search: distortion + λ · latent bpp (float ARM, hard latents).
-        fixed = (tuple(jnp.asarray(g, jnp.float32) / gain for g in grids), jnp.asarray(target),
-                 jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
-        eval_fn = jax.jit(lambda n, z, x, m, lm: self.eval_loss({"latents": z, **n}, x, m, lm)[0])
-        exps, _ = param_coding.search_steps(nets, lambda n: float(eval_fn(n, *fixed)), lmbda,
-                                            h * w * self.pixels_per_position)
+        # Per-group step search, then weight RDOQ: distortion + λ · (latent + weight) bpp
+        # (float ARM, hard latents).
+        n = arch.n_levels
+        z = tuple(jnp.asarray(g, jnp.float32) / gain for g in grids)
+        fixed = ({"latents": z[:n], **({"hyper": z[n:]} if arch.n_hyper else {})},
+                 jnp.asarray(target), jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
+        eval_fn = jax.jit(lambda nt, zs, x, m, lm: self.eval_loss({**zs, **nt}, x, m, lm)[0])
+        n_pixels = h * w * self.pixels_per_position
+        exps, _ = param_coding.search_steps(nets, lambda nt: float(eval_fn(nt, *fixed)), lmbda,
+                                            n_pixels)
         qnets = param_coding.quantize(nets, exps)
+        if int(self.config.recipe.get("rdoq_passes", 0)):
+            def objective(nt):
+                return self.eval_loss({**fixed[0], **nt}, *fixed[1:])[0]
+            qnets = weight_rdoq.refine(qnets, exps, objective, lmbda, n_pixels,
+                                       int(self.config.recipe.rdoq_passes))
         deq = param_coding.dequantize(qnets, exps)
-        arm_exps = {"weight": exps["arm/weight"], "bias": exps["arm/bias"]}
 
-        latent_bytes = encode_latents(grids, self.offsets, qnets["arm"], arm_exps,
-                                      arch.arm_hidden_layers)
+        arm, features = _int_model(qnets, exps, arch, shapes)
+        latent_bytes = encode_latents(grids, self.offsets, arm, arch.passes(), features)
         param_bytes = param_coding.encode_params(qnets, exps)
         sections = [(SectionType.HEADER, _write_header(arch)),
                     (SectionType.NETWORKS, param_bytes),
                     (SectionType.LATENTS, latent_bytes)]
-        return sections, grids, deq
+        return sections, grids, deq, arch
 
     def finalize(self, params, target: np.ndarray, image: np.ndarray,
                  lmbda: float) -> EncodeResult:
         h, w = image.shape[:2]
-        sections, grids, deq = self.code_fit(params, target, lmbda)
+        sections, grids, deq, arch = self.code_fit(params, target, lmbda)
         data = write_container(self.name, h, w, 3, 8, sections)
-        recon = reconstruct(grids, deq, self.arch)
+        recon = reconstruct(grids, deq, arch)
         n = h * w
         info = {"bpp": 8.0 * len(data) / n, "psnr_db": float(psnr(image, recon)),
                 "latent_bpp": 8.0 * len(sections[2][1]) / n,
                 "network_bpp": 8.0 * len(sections[1][1]) / n,
-                "mac_per_pixel": mac_per_pixel(self.arch)}
+                "mac_per_pixel": mac_per_pixel(arch)}
         return EncodeResult(data=data, reconstruction=recon, info=info)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -233,24 +263,35 @@ class CoolChic(recipe.RecipeMixin):
         return reconstruct(grids, nets, arch)
 
 
+def _int_model(qnets: dict, exps: dict, arch: Arch,
+               shapes: list[tuple[int, int]]) -> tuple[IntArm, IntFeatures]:
+    """The integer ARM and IFCE of quantized networks (what encoder and decoder both run)."""
+    def of(name):
+        return {"weight": exps[f"{name}/weight"], "bias": exps[f"{name}/bias"]}
+    arm = IntArm(qnets["arm"], of("arm"), arch.arm_hidden_layers)
+    ifce = IntFeatures(arch, qnets.get("ifce"), of("ifce") if arch.ifce_levels else None, shapes)
+    return arm, ifce
+
+
 def decode_fit(c: Container, height: int, width: int,
                out_channels: int = 3) -> tuple[list[np.ndarray], dict, Arch]:
-    """The ``HEADER``/``NETWORKS``/``LATENTS`` sections of ``c`` → integer grids (level 0 is
-    ``height × width``), dequantized networks and the architecture.
+    """The ``HEADER``/``NETWORKS``/``LATENTS`` sections of ``c`` → integer grids (latents, level
+    0 being ``height × width``, then hyper-latents), dequantized networks and the architecture.
 
     Raises:
       BitstreamError: malformed or inconsistent sections.
     """
     arch = _read_header(c.section(SectionType.HEADER), out_channels)
-    qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS), zeros_template(init_networks, arch))
-    missing = {"arm/weight", "arm/bias"} - set(exps)
-    if missing:
-        raise BitstreamError("coolchic file: ARM weights missing")
-    shapes = [level_shape(height, width, i) for i in range(arch.n_levels)]
+    qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS),
+                                             zeros_template(init_networks, arch))
+    needed = {f"{m}/{k}" for m in ("arm", "ifce")[:1 + bool(arch.ifce_levels)]
+              for k in ("weight", "bias")}
+    if needed - set(exps):
+        raise BitstreamError("coolchic file: entropy model weights missing")
+    shapes = [level_shape(height, width, level) for level in arch.grid_levels()]
+    arm, features = _int_model(qnets, exps, arch, shapes)
     grids = decode_latents(c.section(SectionType.LATENTS), shapes,
-                           causal_offsets(arch.arm_context), qnets["arm"],
-                           {"weight": exps["arm/weight"], "bias": exps["arm/bias"]},
-                           arch.arm_hidden_layers)
+                           causal_offsets(arch.arm_context), arm, arch.passes(), features)
     return grids, param_coding.dequantize(qnets, exps), arch
 
 

@@ -13,12 +13,18 @@ The encoder knows every latent and evaluates the integer ARM on all of them at o
 evaluates it per wavefront. Both make one coder call per wavefront (the coder's escape codes
 follow each call, so the calls must match).
 
-The tile shape is part of the format (COOL-CHIC header version 2). Header version 1 files used
-full-width stripes of 64 rows (``tile = (64, ∞)``); ``tile`` arguments exist so benchmarks can
-measure other layouts, e.g. :data:`STRIPES`.
+Grids are coded in *passes* (``passes``: lists of grid indices, one layout each, one coder
+stream for all): the ARM context of a grid may end with extra per-position values computed
+from the grids of earlier passes (COOL-CHIC's inter-feature context), given by ``features``.
+With one pass and no features every grid is decoded at once, as before.
+
+The tile shape is part of the format (since COOL-CHIC header version 2). ``tile`` arguments
+exist so benchmarks can measure other layouts, e.g. :data:`STRIPES` (version 1's).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -141,36 +147,72 @@ class _Layout:
         return out
 
 
-def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, qarm: dict, exps: dict,
-                   n_hidden: int, tile: tuple[int, int] = TILE) -> bytes:
-    """Integer grids ``[h_i, w_i]`` → range-coded bytes."""
-    layout = _Layout([g.shape for g in grids], offsets, tile)
-    buf = layout.fill(grids)
-    symbols = buf[layout.index].astype(np.int64)
-    acts = input_activations(buf)  # contexts are gathered as ARM input activations
-    arm = IntArm(qarm, exps, n_hidden)
-    loc, scale = np.empty(len(symbols)), np.empty(len(symbols))
-    for lo in range(0, len(symbols), _ENCODE_CHUNK):  # every context is known: big blocks
-        hi = min(lo + _ENCODE_CHUNK, len(symbols))
-        loc[lo:hi], scale[lo:hi] = arm(layout.context(acts, lo, hi), scaled=True)
+Features = Callable[[int, list], "list[np.ndarray] | None"]
+"""``features(pass_index, grids)`` → per grid of the pass its extra context ``[h, w, C]``
+(float64 ARM input activations), computed from the grids of earlier passes only (``grids`` holds
+every grid, those of later passes possibly not decoded yet); ``None``: no extra context."""
+
+
+def _no_features(pass_index: int, grids: list) -> None:
+    return None
+
+
+def _extra(layout: _Layout, extra: list[np.ndarray] | None) -> np.ndarray | None:
+    """``[n_latents, C]`` extra context in the layout's coding order."""
+    if extra is None:
+        return None
+    c = extra[0].shape[-1]
+    return np.stack([layout.fill([e[..., j] for e in extra]) for j in range(c)],
+                    axis=-1)[layout.index]
+
+
+def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, arm: IntArm,
+                   passes: Sequence[Sequence[int]] | None = None,
+                   features: Features = _no_features, tile: tuple[int, int] = TILE) -> bytes:
+    """Integer grids ``[h_i, w_i]`` → range-coded bytes (``passes``: default one pass over all
+    grids)."""
+    passes = passes or [list(range(len(grids)))]
     enc = ConditionalEncoder(FAMILY)
-    for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
-        enc.encode(symbols[lo:hi], loc[lo:hi], scale[lo:hi])
+    for p, members in enumerate(passes):
+        layout = _Layout([grids[i].shape for i in members], offsets, tile)
+        buf = layout.fill([grids[i] for i in members])
+        symbols = buf[layout.index].astype(np.int64)
+        acts = input_activations(buf)  # contexts are gathered as ARM input activations
+        extra = _extra(layout, features(p, grids))
+        loc, scale = np.empty(len(symbols)), np.empty(len(symbols))
+        for lo in range(0, len(symbols), _ENCODE_CHUNK):  # every context is known: big blocks
+            hi = min(lo + _ENCODE_CHUNK, len(symbols))
+            ctx = layout.context(acts, lo, hi)
+            if extra is not None:
+                ctx = np.concatenate([ctx, extra[lo:hi]], axis=1)
+            loc[lo:hi], scale[lo:hi] = arm(ctx, scaled=True)
+        for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
+            enc.encode(symbols[lo:hi], loc[lo:hi], scale[lo:hi])
     return enc.finish()
 
 
-def decode_latents(data: bytes, shapes: list[tuple[int, int]], offsets: np.ndarray, qarm: dict,
-                   exps: dict, n_hidden: int, tile: tuple[int, int] = TILE) -> list[np.ndarray]:
+def decode_latents(data: bytes, shapes: list[tuple[int, int]], offsets: np.ndarray, arm: IntArm,
+                   passes: Sequence[Sequence[int]] | None = None,
+                   features: Features = _no_features,
+                   tile: tuple[int, int] = TILE) -> list[np.ndarray]:
     """Range-coded bytes → integer grids ``[h_i, w_i]`` (raises ``BitstreamError`` if corrupt)."""
-    layout = _Layout(shapes, offsets, tile)
-    acts = np.zeros(layout.size, np.float64)         # ARM input activations of decoded latents
-    values = np.empty(len(layout.index), np.int32)   # decoded latents, coding order
-    arm = IntArm(qarm, exps, n_hidden)
+    passes = passes or [list(range(len(shapes)))]
+    grids: list[np.ndarray | None] = [None] * len(shapes)
     dec = ConditionalDecoder(data, FAMILY)
-    for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
-        loc, scale = arm(layout.context(acts, lo, hi), scaled=True)
-        values[lo:hi] = dec.decode(loc, scale)
-        acts[layout.index[lo:hi]] = input_activations(values[lo:hi])
-    buf = np.zeros(layout.size, np.float64)
-    buf[layout.index] = values
-    return layout.grids(buf)
+    for p, members in enumerate(passes):
+        layout = _Layout([shapes[i] for i in members], offsets, tile)
+        acts = np.zeros(layout.size, np.float64)         # ARM input activations of decoded latents
+        values = np.empty(len(layout.index), np.int32)   # decoded latents, coding order
+        extra = _extra(layout, features(p, grids))
+        for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
+            ctx = layout.context(acts, lo, hi)
+            if extra is not None:
+                ctx = np.concatenate([ctx, extra[lo:hi]], axis=1)
+            loc, scale = arm(ctx, scaled=True)
+            values[lo:hi] = dec.decode(loc, scale)
+            acts[layout.index[lo:hi]] = input_activations(values[lo:hi])
+        buf = np.zeros(layout.size, np.float64)
+        buf[layout.index] = values
+        for i, grid in zip(members, layout.grids(buf), strict=True):
+            grids[i] = grid
+    return grids

@@ -102,18 +102,20 @@ def upsample(latents: list, ups: dict, xp: Any, masks: list | None = None) -> An
 
 
 def conv(x: Any, w: Any, b: Any, xp: Any) -> Any:
-    """``[H, W, Cin]`` → ``[H, W, Cout]`` zero-padded convolution, ``w`` ``[k, k, Cin, Cout]``."""
+    """``[H, W, Cin]`` → ``[H, W, Cout]`` zero-padded convolution, ``w`` ``[k, k, Cin, Cout]``.
+
+    A k×k kernel is one matmul over the ``k²·Cin`` shifted inputs (im2col): with the few
+    channels of a synthesis that is 4× faster on CPU than ``k²`` matmuls of depth ``Cin``.
+    """
     k = w.shape[0]
     if k == 1:
         return x @ w[0, 0] + b
     r = k // 2
-    h, wd = x.shape[:2]
+    h, wd, cin = x.shape
     p = xp.pad(x, ((r, r), (r, r), (0, 0)))
-    out = b
-    for dy in range(k):
-        for dx in range(k):
-            out = out + p[dy:dy + h, dx:dx + wd] @ w[dy, dx]
-    return out
+    cols = xp.concatenate([p[dy:dy + h, dx:dx + wd] for dy in range(k) for dx in range(k)],
+                          axis=-1)
+    return cols @ w.reshape(k * k * cin, -1) + b
 
 
 def apply_layers(x: Any, params: dict, layers: tuple, xp: Any, mask: Any = None) -> Any:
@@ -133,5 +135,9 @@ def apply_layers(x: Any, params: dict, layers: tuple, xp: Any, mask: Any = None)
 
 
 def synthesize(features: Any, syn: dict, arch: Arch, xp: Any, mask: Any = None) -> Any:
-    """Feature stack ``[H, W, n_levels]`` → ``[H, W, 3]`` image (unclipped, [0, 1] scale)."""
-    return apply_layers(features, syn, arch.synthesis, xp, mask)
+    """Feature stack ``[H, W, n_levels]`` → ``[H, W, out_channels]`` (unclipped, [0, 1] scale
+    for pixels), plus the 1×1 linear stabiliser ``syn["stab"]`` of the features if present."""
+    x = apply_layers(features, syn, arch.synthesis, xp, mask)
+    if "stab" in syn:
+        x = x + conv(features, syn["stab"]["w"], syn["stab"]["b"], xp)
+    return x

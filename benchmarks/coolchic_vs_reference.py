@@ -1,0 +1,262 @@
+"""Our COOL-CHIC against Cool-chic 5.0.1 run on the same crops, λ's and iterations, same CPU.
+
+    python benchmarks/coolchic_vs_reference.py \\
+        [--reference benchmarks/results/coolchic_5.0.1_crops_hop_2000.tsv] \\
+        [--images kodim01,kodim04] [--lmbdas 1e-4,1e-3,4e-3,2e-2] [--preset hop] [--n_itr 2000] \\
+        [--label ours] [--set recipe.optimizer=adam ...] \\
+        [--output benchmarks/results/coolchic_vs_reference]
+
+The reference rows come from ``coolchic_reference_run.py`` (Cool-chic itself, pinned to one
+core); run this one pinned to the other core while it runs (``taskset -c 1``), so both time
+their training step on the same machine at the same time. For every image of the reference
+TSV (or ``--images``) this script crops the same box, fits all λ's at once with the batched
+engine (``nlc_jax.fit.fit_batch``), writes and decodes every file, checks that the decoded
+pixels equal the encoder's reconstruction (array comparison; a mismatch or a failed fit stops
+the run with one line), and appends one row per (label, image, λ) to ``<output>.tsv``
+(resumable: finished rows are kept and skipped). ``--label`` names a variant, with ``--set``
+config overrides, so ablations share one table.
+
+It then writes ``<output>.json`` and prints, per label: per-image BD-rate against the
+reference (the RD curve of its λ's), their mean, the mean bpp/PSNR per λ, and the time of one
+training step of one fit on the first crop (jitted, measured here after compilation) next to
+Cool-chic's (its training time / iterations, from the reference TSV).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from nlc_jax.codecs.base import Phase  # noqa: E402
+from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
+from nlc_jax.config_files import apply_overrides, load_config  # noqa: E402
+from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
+from nlc_jax.fit.engine import FitOptions, fit_batch  # noqa: E402
+from nlc_jax.metrics.bd import BDError, bd_rate  # noqa: E402
+from nlc_jax.metrics.psnr import psnr  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+KODAK = ROOT / "../shared/data/kodak"
+COLUMNS = ("label", "image", "box", "lmbda", "n_itr", "preset", "overrides", "bytes", "bpp",
+           "psnr_db", "latent_bpp", "network_bpp", "fit_s", "mac_per_pixel")
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    """Rows of a TSV file with a header line (``[]`` if it does not exist)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def write_tsv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """Rewrite ``path`` atomically with ``rows``."""
+    lines = ["\t".join(columns)] + ["\t".join(str(r[c]) for c in columns) for r in rows]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def crop(image: str, box: str) -> np.ndarray:
+    """``[h, w, 3]`` uint8 crop ``box`` = "left,top,right,bottom" of Kodak image ``image``."""
+    left, top, right, bottom = (int(v) for v in box.split(","))
+    with Image.open(KODAK / f"{image}.png") as im:
+        return np.asarray(im.convert("RGB").crop((left, top, right, bottom)))
+
+
+def step_time(codec: CoolChic, image: np.ndarray, steps: int = 20) -> float:
+    """Seconds of one jitted training step (main phase) of one fit on ``image``."""
+    target = jnp.asarray(codec.prepare_target(image))
+    mask = jnp.ones(image.shape[:2], jnp.float32)
+    lmbda = jnp.float32(1e-3)
+    phase = Phase("main", 1000)
+    opt = codec.optimizer(phase)
+    params = codec.init(jax.random.key(0), target.shape, lmbda)
+
+    def step(params, state, i):
+        def f(p):
+            return codec.loss(p, target, mask, lmbda, phase, i / phase.steps,
+                              jax.random.fold_in(jax.random.key(1), i))[0]
+        loss, grads = jax.value_and_grad(f)(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    compiled = jax.jit(step).lower(params, opt.init(params), 0).compile()
+    state = opt.init(params)
+    params, state, loss = compiled(params, state, 0)
+    jax.block_until_ready(loss)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        params, state, loss = compiled(params, state, i + 1)
+    jax.block_until_ready(loss)
+    return (time.perf_counter() - t0) / steps
+
+
+def fit_image(codec: CoolChic, image: np.ndarray, lmbdas: list[float],
+              out_dir: Path, stem: str) -> list[dict]:
+    """Fit ``image`` at every λ in one batch, write/decode/check the files; one record each."""
+    target = codec.prepare_target(image)
+    b = len(lmbdas)
+    t0 = time.perf_counter()
+    fit = fit_batch(codec, np.repeat(target[None], b, 0),
+                    np.ones((b,) + image.shape[:2], np.float32), np.asarray(lmbdas, np.float32),
+                    np.arange(b), options=FitOptions(chunk_steps=100))
+    fit_s = (time.perf_counter() - t0) / b
+    records = []
+    for i, lmbda in enumerate(lmbdas):
+        if fit.failed[i]:
+            raise SystemExit(f"coolchic_vs_reference: the fit of {stem} at λ={lmbda:g} diverged")
+        params = jax.tree.map(lambda x, i=i: np.asarray(x[i]), fit.params)
+        result = codec.finalize(params, target, image, lmbda)
+        path = out_dir / f"{stem}_l{lmbda:g}.nlc"
+        atomic_write_bytes(path, result.data)
+        decoded = codec.decode(path.read_bytes())
+        if not np.array_equal(decoded, result.reconstruction):
+            raise SystemExit(f"coolchic_vs_reference: {path} does not decode to the encoder's "
+                             "reconstruction")
+        records.append({"lmbda": f"{lmbda:g}", "bytes": len(result.data),
+                        "bpp": f"{result.info['bpp']:.5f}",
+                        "psnr_db": f"{float(psnr(image, decoded)):.4f}",
+                        "latent_bpp": f"{result.info['latent_bpp']:.5f}",
+                        "network_bpp": f"{result.info['network_bpp']:.5f}",
+                        "fit_s": f"{fit_s:.1f}",
+                        "mac_per_pixel": f"{result.info['mac_per_pixel']:.0f}"})
+    return records
+
+
+def summarize(rows: list[dict], reference: list[dict]) -> dict:
+    """Per label: per-image BD-rate vs the reference, mean BD-rate, mean bpp/PSNR per λ."""
+    ref = {}
+    for r in reference:
+        ref.setdefault(r["image"], []).append((float(r["bpp"]), float(r["psnr_db"])))
+    out = {}
+    for label in sorted({r["label"] for r in rows}):
+        mine = [r for r in rows if r["label"] == label]
+        per_image = {}
+        for image in sorted({r["image"] for r in mine}):
+            pts = sorted((float(r["bpp"]), float(r["psnr_db"])) for r in mine if r["image"] == image)
+            anchor = sorted(ref.get(image, []))
+            entry = {"points": pts, "reference": anchor}
+            if len(pts) >= 2 and len(anchor) >= 2:
+                try:
+                    entry["bd_rate_pct"] = bd_rate(*zip(*anchor, strict=True),
+                                                   *zip(*pts, strict=True))
+                except BDError as err:
+                    entry["bd_error"] = str(err)
+            per_image[image] = entry
+        bds = [e["bd_rate_pct"] for e in per_image.values() if "bd_rate_pct" in e]
+        by_lmbda = {}
+        for lm in sorted({r["lmbda"] for r in mine}, key=float):
+            sel = [r for r in mine if r["lmbda"] == lm]
+            by_lmbda[lm] = {"n": len(sel), "bpp": float(np.mean([float(r["bpp"]) for r in sel])),
+                            "psnr_db": float(np.mean([float(r["psnr_db"]) for r in sel])),
+                            "network_bpp": float(np.mean([float(r["network_bpp"]) for r in sel]))}
+        out[label] = {"per_image": per_image, "mean_bd_rate_pct": float(np.mean(bds)) if bds
+                      else None, "images_with_bd": len(bds), "by_lmbda": by_lmbda,
+                      "overrides": mine[0]["overrides"]}
+    return out
+
+
+def machine() -> dict:
+    """CPU model, cores, load average and versions (recorded with the results)."""
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+                 "unknown")
+    return {"cpu": model, "cores": os.cpu_count(), "load_avg": os.getloadavg(),
+            "jax": jax.__version__, "affinity": sorted(os.sched_getaffinity(0))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reference", type=Path,
+                   default=ROOT / "benchmarks/results/coolchic_5.0.1_crops_hop_2000.tsv")
+    p.add_argument("--images", default="", help="comma-separated (default: the reference's)")
+    p.add_argument("--box", default="256,128,512,384")
+    p.add_argument("--lmbdas", default="1e-4,1e-3,4e-3,2e-2")
+    p.add_argument("--preset", default="hop")
+    p.add_argument("--n_itr", type=int, default=2000)
+    p.add_argument("--label", default="ours")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override (repeatable), e.g. recipe.optimizer=adam")
+    p.add_argument("--output", type=Path,
+                   default=ROOT / "benchmarks/results/coolchic_vs_reference")
+    p.add_argument("--files", type=Path, default=ROOT / "bench_out/coolchic_vs_reference")
+    p.add_argument("--summary_only", action="store_true", help="refit nothing")
+    args = p.parse_args(argv)
+
+    try:
+        config = apply_overrides(load_config("coolchic", args.preset),
+                                 [f"recipe.n_itr={args.n_itr}", *args.set])
+    except ValueError as err:
+        raise SystemExit(f"coolchic_vs_reference: {err}") from None
+    codec = CoolChic(config)
+    reference = [r for r in read_tsv(args.reference)
+                 if int(r["n_itr"]) == args.n_itr and r["box"] == args.box]
+    images = (args.images.split(",") if args.images
+              else list(dict.fromkeys(r["image"] for r in reference)))
+    lmbdas = [float(v) for v in args.lmbdas.split(",")]
+    tsv = args.output.with_suffix(".tsv")
+    rows = read_tsv(tsv)
+    overrides = " ".join(args.set) or "-"
+    files = args.files / args.label
+    files.mkdir(parents=True, exist_ok=True)
+    for image in [] if args.summary_only else images:
+        done = {r["lmbda"] for r in rows if r["label"] == args.label and r["image"] == image
+                and r["box"] == args.box and int(r["n_itr"]) == args.n_itr}
+        todo = [lm for lm in lmbdas if f"{lm:g}" not in done]
+        if not todo:
+            continue
+        print(f"{args.label}: {image} λ={','.join(f'{lm:g}' for lm in todo)}", flush=True)
+        for rec in fit_image(codec, crop(image, args.box), todo, files, image):
+            rows.append({"label": args.label, "image": image, "box": args.box,
+                         "n_itr": args.n_itr, "preset": args.preset, "overrides": overrides,
+                         **rec})
+            print(f"  λ={rec['lmbda']}: {rec['bpp']} bpp {rec['psnr_db']} dB "
+                  f"(network {rec['network_bpp']})", flush=True)
+        write_tsv(tsv, rows, COLUMNS)
+
+    summary = summarize(rows, reference)
+    timing = {}
+    if images and not args.summary_only:
+        timing = {"ours_step_s": step_time(codec, crop(images[0], args.box)),
+                  "image": images[0], "label": args.label,
+                  "mac_per_pixel": mac_per_pixel(codec.arch)}
+    ref_steps = [float(r["s_per_step"]) for r in reference if r.get("s_per_step")]
+    result = {"reference": str(args.reference), "box": args.box, "n_itr": args.n_itr,
+              "labels": summary, "coolchic_step_s_median": float(np.median(ref_steps))
+              if ref_steps else None, "machine": machine()}
+    json_path = args.output.with_suffix(".json")
+    if json_path.is_file():  # keep the step times measured by earlier runs of other labels
+        result["step_times"] = json.loads(json_path.read_text()).get("step_times", {})
+    else:
+        result["step_times"] = {}
+    if timing:
+        result["step_times"][args.label] = timing
+    json_path.write_text(json.dumps(result, indent=2))
+
+    print(f"\n{'label':<24} {'images':>6} {'BD-rate vs Cool-chic 5.0.1':>28} {'step s':>8}")
+    for label, s in summary.items():
+        bd = "n/a" if s["mean_bd_rate_pct"] is None else f"{s['mean_bd_rate_pct']:+.1f} %"
+        st = result["step_times"].get(label, {}).get("ours_step_s")
+        print(f"{label:<24} {s['images_with_bd']:>6} {bd:>28} "
+              f"{'' if st is None else f'{st:.3f}':>8}")
+    if result["coolchic_step_s_median"]:
+        print(f"{'Cool-chic 5.0.1':<24} {'':>6} {'anchor':>28} "
+              f"{result['coolchic_step_s_median']:>8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

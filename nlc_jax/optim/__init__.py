@@ -1,0 +1,1 @@
+"""Optimizers the fitting recipes use that optax does not provide."""
