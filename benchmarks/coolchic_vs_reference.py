@@ -45,7 +45,7 @@ from nlc_jax.codecs.base import Phase  # noqa: E402
 from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
 from nlc_jax.config_files import apply_overrides, load_config  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
-from nlc_jax.fit.engine import FitOptions, fit_batch  # noqa: E402
+from nlc_jax.fit.engine import Engine, FitOptions, fit_batch  # noqa: E402
 from nlc_jax.metrics.bd import BDError, bd_rate  # noqa: E402
 from nlc_jax.metrics.psnr import psnr  # noqa: E402
 
@@ -104,21 +104,26 @@ def step_time(codec: CoolChic, image: np.ndarray, steps: int = 20) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def fit_image(codec: CoolChic, image: np.ndarray, lmbdas: list[float],
+def fit_image(engine: Engine, image: np.ndarray, lmbdas: list[float],
               out_dir: Path, stem: str) -> list[dict]:
-    """Fit ``image`` at every λ in one batch, write/decode/check the files; one record each."""
+    """Fit ``image`` at every λ in one batch, write/decode/check the files; one record each
+    (``engine``: reused across images, so each phase compiles once)."""
+    codec = engine.codec
     target = codec.prepare_target(image)
     b = len(lmbdas)
     t0 = time.perf_counter()
     fit = fit_batch(codec, np.repeat(target[None], b, 0),
                     np.ones((b,) + image.shape[:2], np.float32), np.asarray(lmbdas, np.float32),
-                    np.arange(b), options=FitOptions(chunk_steps=100))
+                    np.arange(b), engine=engine, options=engine.options)
     fit_s = (time.perf_counter() - t0) / b
     records = []
     for i, lmbda in enumerate(lmbdas):
         if fit.failed[i]:
             raise SystemExit(f"coolchic_vs_reference: the fit of {stem} at λ={lmbda:g} diverged")
         params = jax.tree.map(lambda x, i=i: np.asarray(x[i]), fit.params)
+        leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+        np.savez(out_dir / f"{stem}_l{lmbda:g}.params.npz",  # to re-code without refitting
+                 **{jax.tree_util.keystr(p): v for p, v in leaves})
         result = codec.finalize(params, target, image, lmbda)
         path = out_dir / f"{stem}_l{lmbda:g}.nlc"
         atomic_write_bytes(path, result.data)
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = " ".join(args.set) or "-"
     files = args.files / args.label
     files.mkdir(parents=True, exist_ok=True)
+    engine = Engine(codec, options=FitOptions(chunk_steps=100))
     for image in [] if args.summary_only else images:
         done = {r["lmbda"] for r in rows if r["label"] == args.label and r["image"] == image
                 and r["box"] == args.box and int(r["n_itr"]) == args.n_itr}
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if not todo:
             continue
         print(f"{args.label}: {image} λ={','.join(f'{lm:g}' for lm in todo)}", flush=True)
-        for rec in fit_image(codec, crop(image, args.box), todo, files, image):
+        for rec in fit_image(engine, crop(image, args.box), todo, files, image):
             rows.append({"label": args.label, "image": image, "box": args.box,
                          "n_itr": args.n_itr, "preset": args.preset, "overrides": overrides,
                          **rec})

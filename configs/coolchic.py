@@ -47,6 +47,9 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     c.codec = "coolchic"
     c.preset = preset
     c.lmbda = 0.001
+    # per-image decoder size: presets to fit for every image (e.g. "lop,mop,hop"); the file
+    # with the lowest MSE + λ·bpp is kept. Empty: this preset's decoder only.
+    c.arch_candidates = ""
 
     c.model = config_dict.ConfigDict()
     c.model.n_levels = 7               # latent grids at 1/1 … 1/64 resolution, one channel each

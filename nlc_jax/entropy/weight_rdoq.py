@@ -3,13 +3,18 @@
 Once every group of a decoder's weights has its power-of-two step (``param_coding.search_steps``),
 each integer ``q`` is plain rounding of a float weight. Rounding is not the best choice when a
 weight's bits (signed Exp-Golomb) and its effect on the loss are both counted: a greedy
-coordinate search moves single integers by ±1, ±2, … (Cool-chic 5's "RDOQ" of its weights) and
-keeps a move when ``objective(weights) + λ · weight bits / pixels`` decreases. Groups are visited
-in name order, values in a seeded random order; a direction is followed while it improves
-(at most ``max_shift`` steps).
+coordinate search moves single integers by ±1, ±2, … (as Cool-chic 5's RDOQ of its weights) and
+keeps the move with the lowest ``objective + λ · weight bits / pixels``.
 
-The objective is a JAX function of the dequantized float pytree (e.g. distortion + λ · latent
-bpp with the latents fixed); both directions of a value are scored in one vmapped call.
+Modules (the top-level keys of the pytree) are refined one after the other in name order, the
+values of each in a seeded random order. ``make_objective(module, weights)`` gives the loss as a
+function of that module's float weights alone, the other modules fixed at ``weights`` (so a
+codec can skip what the module does not change: the synthesis needs no entropy model, the ARM no
+synthesis); both directions of a value are scored in one vmapped call. Exp-Golomb lengths are
+flat between powers of two, so a direction is not abandoned at the first move that does not help
+(Cool-chic stops there): it is followed until the objective alone has risen by more than the
+bits the value could possibly save (its order-0 code length plus 16, which bounds a change of
+the group's code order), or for ``max_shift`` steps.
 """
 
 from __future__ import annotations
@@ -23,84 +28,109 @@ import numpy as np
 
 from nlc_jax.entropy import param_coding
 
-
-def _cost_fn(objective: Callable[[Any], jax.Array]) -> Callable[[Any], jax.Array]:
-    """``[K]``-stacked float pytrees → ``[K]`` objective values (jitted, vmapped)."""
-    return jax.jit(jax.vmap(objective))
+MakeObjective = Callable[[str, dict], Callable[[Any], jax.Array]]
 
 
-def refine(qtree: Any, exps: dict[str, int], objective: Callable[[Any], jax.Array],
-           lmbda: float, n_pixels: int, passes: int = 1, max_shift: int = 15,
-           seed: int = 0) -> Any:
+def _code_length(v: int) -> int:
+    """Order-0 signed Exp-Golomb length of ``v``."""
+    u = 2 * v if v >= 0 else -2 * v - 1
+    return 2 * int(u + 1).bit_length() - 1
+
+
+def single_objective(objective: Callable[[dict], jax.Array]) -> MakeObjective:
+    """``make_objective`` from one loss of the whole float pytree (the simple, slow case)."""
+    def make(module: str, weights: dict) -> Callable[[Any], jax.Array]:
+        return lambda sub: objective({**weights, module: sub})
+    return make
+
+
+class _Module:
+    """One module's integer leaves, its vmapped objective and its exact weight bits."""
+
+    def __init__(self, name: str, qsub: Any, exps: dict[str, int], objective, lmbda: float,
+                 n_pixels: int):
+        leaves, self.treedef = jax.tree_util.tree_flatten_with_path(qsub)
+        self.groups = [param_coding.group_of((jax.tree_util.DictKey(name),) + tuple(p))
+                       for p, _ in leaves]
+        self.values = [np.array(leaf, np.int64) for _, leaf in leaves]
+        self.scale = [2.0 ** -exps[g] for g in self.groups]
+        self.cost_of = jax.jit(jax.vmap(objective))
+        self.lmbda, self.n_pixels = lmbda, n_pixels
+
+    def tree(self) -> Any:
+        return jax.tree_util.tree_unflatten(self.treedef, self.values)
+
+    def rate(self) -> float:
+        bits = param_coding.group_bits({"m": self.tree()})
+        return self.lmbda * sum(bits.values()) / self.n_pixels
+
+    def costs(self, i: int, j: int, candidates: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(cost, objective) ``[len(candidates)]`` of setting value ``j`` of leaf ``i`` to each
+        candidate integer."""
+        k = len(candidates)
+        stacked = [np.repeat((v * s).astype(np.float32)[None], k, axis=0)
+                   for v, s in zip(self.values, self.scale, strict=True)]
+        stacked[i].reshape(k, -1)[:, j] = np.asarray(candidates, np.float64) * self.scale[i]
+        loss = np.asarray(self.cost_of(jax.tree_util.tree_unflatten(
+            self.treedef, [jnp.asarray(s) for s in stacked])), np.float64)
+        rates = []
+        old = self.values[i].flat[j]
+        for c in candidates:
+            self.values[i].flat[j] = c
+            rates.append(self.rate())
+        self.values[i].flat[j] = old
+        return loss + np.asarray(rates), loss
+
+
+def refine(qtree: dict, exps: dict[str, int], make_objective: MakeObjective, lmbda: float,
+           n_pixels: int, passes: int = 1, max_shift: int = 15, seed: int = 0) -> dict:
     """Greedy RDOQ of the integer pytree ``qtree`` (from ``param_coding.quantize``).
 
     Args:
-      qtree: integer weights; groups absent from ``exps`` are left alone.
+      qtree: ``{module: integer subtree}``; modules whose groups are all absent from ``exps``
+        are left alone.
       exps: every group's step exponent (step ``2^-k``).
-      objective: float pytree (same structure, dequantized) → scalar loss, traceable by JAX.
+      make_objective: ``(module, float weights of every module) → (float subtree → scalar
+        loss)``, traceable by JAX (see :func:`single_objective`).
       lmbda, n_pixels: weight bits enter the cost as ``λ · bits / n_pixels``.
       passes: sweeps over all values.
       max_shift: largest move of one value, in steps.
       seed: order of the values.
 
     Returns:
-      The refined integer pytree (same structure; never a higher cost than ``qtree``).
+      The refined integer pytree (same structure; a module's cost never rises).
     """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(qtree)
-    groups = [param_coding.group_of(path) for path, _ in leaves]
-    values = [np.array(leaf, np.int64) if g in exps else leaf
-              for (_, leaf), g in zip(leaves, groups, strict=True)]
-    scale = [2.0 ** -exps[g] if g in exps else None for g in groups]
-    cost_of = _cost_fn(objective)
-
-    def float_leaf(i: int, v: np.ndarray) -> np.ndarray:
-        return (v * scale[i]).astype(np.float32) if scale[i] is not None else np.asarray(v)
-
-    def rate(vals: list) -> float:
-        tree = jax.tree_util.tree_unflatten(treedef, [
-            v if g in exps else np.zeros(0, np.int64) for v, g in zip(vals, groups, strict=True)])
-        bits = param_coding.group_bits(tree)
-        return lmbda * sum(b for g, b in bits.items() if g in exps) / n_pixels
-
-    def costs(i: int, j: int, candidates: list[int]) -> np.ndarray:
-        """Cost of setting value ``j`` of leaf ``i`` to each candidate integer."""
-        stacked = []
-        for k, leaf in enumerate(values):
-            f = float_leaf(k, leaf)
-            stacked.append(np.repeat(f[None], len(candidates), axis=0))
-        flat = stacked[i].reshape(len(candidates), -1)
-        flat[:, j] = np.asarray(candidates, np.float64) * scale[i]
-        tree = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(s) for s in stacked])
-        loss = np.asarray(cost_of(tree), np.float64)
-        rates = []
-        for c in candidates:
-            old = values[i].flat[j]
-            values[i].flat[j] = c
-            rates.append(rate(values))
-            values[i].flat[j] = old
-        return loss + np.asarray(rates)
-
+    out = dict(qtree)
     rng = np.random.default_rng(seed)
-    coded = [i for i, g in enumerate(groups) if g in exps and values[i].size]
-    if not coded:
-        return qtree
-    best = float(costs(coded[0], 0, [int(values[coded[0]].flat[0])])[0])  # the starting cost
     for _ in range(passes):
-        for g in sorted(set(exps) & set(groups)):
-            slots = [(i, j) for i, gi in enumerate(groups) if gi == g
-                     for j in range(values[i].size)]
+        for name in sorted(out):
+            groups = param_coding.groups({name: out[name]})
+            if not groups or any(g not in exps for g in groups):
+                continue
+            weights = param_coding.dequantize(out, exps)
+            mod = _Module(name, out[name], exps, make_objective(name, weights), lmbda, n_pixels)
+            slots = [(i, j) for i, v in enumerate(mod.values) for j in range(v.size)]
+            if not slots:
+                continue
+            i0, j0 = slots[0]
+            first = mod.costs(i0, j0, [int(mod.values[i0].flat[j0])])
+            best, best_obj = float(first[0][0]), float(first[1][0])
             for s in rng.permutation(len(slots)):
                 i, j = slots[s]
-                v0 = int(values[i].flat[j])
-                up, down = costs(i, j, [v0 + 1, v0 - 1])
-                if min(up, down) >= best:
-                    continue
-                step = 1 if up <= down else -1
-                best, v = float(min(up, down)), v0 + step
-                for shift in range(2, max_shift + 1):
-                    c = float(costs(i, j, [v0 + step * shift])[0])
-                    if c >= best:
-                        break
-                    best, v = c, v0 + step * shift
-                values[i].flat[j] = np.clip(v, -param_coding.MAX_INT, param_coding.MAX_INT)
-    return jax.tree_util.tree_unflatten(treedef, values)
+                v0 = int(mod.values[i].flat[j])
+                bound = lmbda * (_code_length(v0) + 16) / n_pixels
+                obj0, (c1, o1) = best_obj, mod.costs(i, j, [v0 + 1, v0 - 1])
+                v = v0
+                for k, step in enumerate((1, -1)):
+                    c, o = float(c1[k]), float(o1[k])
+                    for shift in range(1, max_shift + 1):
+                        if shift > 1:
+                            cs, os_ = mod.costs(i, j, [v0 + step * shift])
+                            c, o = float(cs[0]), float(os_[0])
+                        if c < best:
+                            best, best_obj, v = c, o, v0 + step * shift
+                        if o - obj0 > bound:
+                            break
+                mod.values[i].flat[j] = np.clip(v, -param_coding.MAX_INT, param_coding.MAX_INT)
+            out[name] = mod.tree()
+    return out

@@ -49,6 +49,7 @@ from nlc_jax.codecs.coolchic.arm import IntArm, arm_float
 from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
 from nlc_jax.codecs.coolchic.latent_coding import decode_latents, encode_latents
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.config_files import load_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy import param_coding, weight_rdoq
 from nlc_jax.entropy.context import causal_offsets
@@ -135,6 +136,23 @@ class CoolChic(recipe.RecipeMixin):
         if config is not None:
             self.arch = Arch.from_config(config.model)
             self.offsets = causal_offsets(self.arch.arm_context)
+
+    def arch_candidates(self) -> list[CoolChic]:
+        """The codecs to fit for every image: this one, or with ``config.arch_candidates``
+        (comma-separated presets, e.g. ``"lop,mop,hop"``) one per preset, each with that
+        preset's ``model`` block and this config's recipe and λ. The pipeline keeps, per fit,
+        the file with the lowest ``MSE + λ · bpp``."""
+        names = [n.strip() for n in str(self.config.get("arch_candidates", "")).split(",")
+                 if n.strip()]
+        if not names:
+            return [self]
+        out = []
+        for name in names:
+            config = self.config.copy_and_resolve_references()
+            config.model = load_config(self.name, name).model
+            config.arch_candidates, config.preset = "", name
+            out.append(type(self)(config))
+        return out
 
     # ---- recipe -------------------------------------------------------------------------
     def optimizer(self, phase: Phase) -> optax.GradientTransformation:
@@ -230,9 +248,9 @@ class CoolChic(recipe.RecipeMixin):
                                             n_pixels)
         qnets = param_coding.quantize(nets, exps)
         if int(self.config.recipe.get("rdoq_passes", 0)):
-            def objective(nt):
-                return self.eval_loss({**fixed[0], **nt}, *fixed[1:])[0]
-            qnets = weight_rdoq.refine(qnets, exps, objective, lmbda, n_pixels,
+            def make_objective(module, weights):
+                return self._rdoq_objective(module, weights, list(z), fixed, arch)
+            qnets = weight_rdoq.refine(qnets, exps, make_objective, lmbda, n_pixels,
                                        int(self.config.recipe.rdoq_passes))
         deq = param_coding.dequantize(qnets, exps)
 
@@ -243,6 +261,31 @@ class CoolChic(recipe.RecipeMixin):
                     (SectionType.NETWORKS, param_bytes),
                     (SectionType.LATENTS, latent_bytes)]
         return sections, grids, deq, arch
+
+    def _rdoq_objective(self, module: str, weights: dict, grids: list, fixed: tuple,
+                        arch: Arch):
+        """The loss as a function of one module's float weights (the others at ``weights``),
+        for weight RDOQ: the synthesis on fixed upsampled features (distortion only), the ARM
+        on fixed contexts (rate only), anything else through :meth:`eval_loss`. ``grids``:
+        the hard-quantized grids / gain (what ``eval_loss`` rounds back to them); ``fixed``:
+        ``(latent params, target, mask, λ)``."""
+        latents, target, mask, lmbda = fixed
+        gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
+        coded = [jnp.round(g * gain) for g in grids]
+        if module == "synthesis":
+            feats = upsample(coded[:arch.n_levels], weights["upsampling"], jnp)
+            return lambda syn: self._distortion(synthesize(feats, syn, arch, jnp), target, mask)
+        if module == "arm":
+            ctx = float_contexts(coded, weights, arch, self.offsets)
+            values = jnp.concatenate([z.reshape(-1) for z in coded])
+            n_pixels = jnp.sum(mask) * self.pixels_per_position
+
+            def rate(arm):
+                loc, scale = arm_float(ctx, arm, arch.arm_hidden_layers)
+                return lmbda * jnp.sum(bits(laplace_pmf(values, loc, scale))) / n_pixels
+            return rate
+        return lambda sub: self.eval_loss({**latents, **weights, module: sub}, target, mask,
+                                          lmbda)[0]
 
     def finalize(self, params, target: np.ndarray, image: np.ndarray,
                  lmbda: float) -> EncodeResult:
