@@ -11,7 +11,7 @@ from coolchic_helpers import get_config, random_params, smooth_image
 
 from nlc_jax.bitstream.container import SectionType, read_container, write_container
 from nlc_jax.bitstream.errors import BitstreamError
-from nlc_jax.codecs import registry
+from nlc_jax.codecs import recipe, registry
 from nlc_jax.codecs.base import OverfittedCodec, Phase
 from nlc_jax.codecs.coolchic import Arch, ArchError, CoolChic, mac_per_pixel
 from nlc_jax.codecs.coolchic.arch import Layer, init_networks, level_shape
@@ -85,6 +85,14 @@ def test_protocol_and_registry():
     assert [p.steps for p in CoolChic(hop).recipe()] == [50, 50, 1150, 500]
     hop.recipe.n_itr = 10_000
     assert [p.steps for p in CoolChic(hop).recipe()] == [200, 200, 8100, 500]
+    # Cool-chic's noise: Gaussian, std (-0.432·log10 λ + 0.747)/10 in the warm-ups, then the
+    # annealed 0.22 → 0.15; the final phase rounds hard (latents fixed)
+    warm, _, main, final = CoolChic(hop).recipe()
+    mode, temp, noise = recipe.proxy(hop.recipe, warm, 0.0, jnp.float32(1e-3))
+    assert mode == "softround_gaussian" and temp == 0.35
+    np.testing.assert_allclose(float(noise), (0.432 * 3 + 0.747) / 10, rtol=1e-6)
+    assert recipe.proxy(hop.recipe, main, 1.0, jnp.float32(1e-3))[1:] == pytest.approx((0.08, 0.15))
+    assert recipe.proxy(hop.recipe, final, 0.5, jnp.float32(1e-3))[0] == "round"
     with pytest.raises(BitstreamError, match="no decoder"):
         registry.decoder("nonexistent")
 

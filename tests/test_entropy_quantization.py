@@ -44,6 +44,15 @@ def test_noise_proxies_ranges_and_statistics():
     assert abs(float(jnp.median(peaked))) < 0.02
 
 
+def test_softround_gaussian_noise_level():
+    """At a high temperature soft-round is the identity: the proxy adds N(0, noise_scale²)."""
+    x = jnp.zeros(40000)
+    y = q.quantize(x, "softround_gaussian", jax.random.PRNGKey(3), temperature=1e4,
+                   noise_scale=0.2)
+    np.testing.assert_allclose(np.std(y), 0.2, rtol=0.03)
+    assert abs(float(jnp.mean(y))) < 0.01
+
+
 @pytest.mark.parametrize("mode", q.QUANTIZE_MODES)
 def test_quantize_modes_jit_vmap_and_gradients(mode):
     rngs = jax.random.split(jax.random.PRNGKey(1), 4)
