@@ -8,17 +8,24 @@ many at once by ``nlc_jax.fit`` (shape buckets, λ sweep, checkpoints in ``<outp
 rerunning the same command resumes and skips finished images); learned codecs encode image by
 image. Writes ``<output>/<stem>.nlc`` (``<stem>_lmbda<λ>.nlc`` in a sweep) and appends
 ``results.tsv`` (image, lmbda, bpp, psnr_db, encode_s, mac_per_pixel, batch_id, device).
-Exit status: 0 when everything was encoded; 1 when some inputs failed (each has one ``error:``
-line; the others are encoded); 2 for bad flags/config/input specs. Multi-host: ``--distributed`` calls ``jax.distributed.initialize()``; each process encodes a
+Inputs whose file stems clash (``dup.png``, ``dup.jpg``) are named by their file names
+(``dup.png.nlc``, ``dup.jpg.nlc``). Exit status: 0 when everything was encoded; 1 when some inputs
+failed or were refused (each has one ``error:`` line: unreadable, too large, a duplicate name; the
+others are encoded); 2 for bad flags/config/input specs (one ``encode.py: error:`` line).
+Multi-host: ``--distributed`` calls ``jax.distributed.initialize()``; each process encodes a
 disjoint, deterministic share of the inputs.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from nlc_jax import cli
+from nlc_jax.bitstream.limits import max_pixels
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Codec config file (path[:preset]).")
@@ -38,8 +45,7 @@ flags.mark_flags_as_required(["config", "input", "output"])
 
 
 def _fail(message: str) -> None:
-    print(f"encode.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail("encode.py", message)
 
 
 def main(argv: list[str]) -> None:
@@ -47,6 +53,23 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.is_parsed() or FLAGS["verbosity"].present == 0:
         logging.set_verbosity(logging.WARNING)  # keep orbax's INFO lines off the progress bars
+    config = cli.config_flag("encode.py")
+    try:
+        lmbdas = tuple(float(x) for x in FLAGS.lmbdas) or (float(config.lmbda),)
+    except (ValueError, TypeError, AttributeError):
+        _fail(f"--lmbdas must be comma-separated numbers, got {','.join(FLAGS.lmbdas)!r}")
+    if any(not (math.isfinite(lm) and lm > 0) for lm in lmbdas):
+        _fail(f"every lambda must be a finite number > 0, got {','.join(map(str, lmbdas))}")
+    for name, low in (("batch_size", 1), ("bucket_multiple", 1), ("chunk_steps", 1),
+                      ("patience", 0)):
+        if FLAGS[name].value < low:
+            _fail(f"--{name} must be >= {low}, got {FLAGS[name].value}")
+    try:
+        max_pixels()
+    except ValueError as e:
+        _fail(str(e))
+    cli.make_folder("encode.py", "output", FLAGS.output)
+
     import jax
 
     from nlc_jax.codecs import registry
@@ -57,15 +80,6 @@ def main(argv: list[str]) -> None:
 
     if FLAGS.distributed:
         jax.distributed.initialize()
-    config = FLAGS.config
-    try:
-        lmbdas = tuple(float(x) for x in FLAGS.lmbdas) or (float(config.lmbda),)
-    except (ValueError, AttributeError):
-        _fail(f"--lmbdas must be comma-separated numbers, got {','.join(FLAGS.lmbdas)!r}")
-    if any(not lm > 0 for lm in lmbdas):
-        _fail(f"every lambda must be > 0, got {','.join(map(str, lmbdas))}")
-    if FLAGS.batch_size < 1:
-        _fail(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
     settings = EncodeSettings(
         lmbdas=lmbdas, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
         policy=BucketPolicy(multiple=FLAGS.bucket_multiple),
@@ -92,5 +106,10 @@ def main(argv: list[str]) -> None:
         sys.exit(1)
 
 
+def run() -> None:
+    """Parse the flags (one-line errors, exit 2) and run :func:`main`."""
+    app.run(main, flags_parser=cli.flags_parser("encode.py"))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

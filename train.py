@@ -3,16 +3,19 @@
     python train.py --config configs/hyperprior.py:tiny --workdir runs/tiny [--config.<key>=<value>]
 
 Resumes from the latest checkpoint in ``--workdir``. Multi-host: pass ``--distributed`` to call
-``jax.distributed.initialize()`` (cluster settings from the environment).
+``jax.distributed.initialize()`` (cluster settings from the environment). Bad flags, config
+files, config keys or values and a workdir that cannot be created print one ``train.py: error:``
+line (exit status 2).
 """
 
 from __future__ import annotations
 
 import logging as std_logging
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from nlc_jax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file (path[:preset]).",
@@ -33,6 +36,8 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    config = cli.config_flag("train.py")
+    cli.make_folder("train.py", "workdir", FLAGS.workdir)
     import jax
 
     from nlc_jax.train import train_and_evaluate
@@ -41,12 +46,11 @@ def main(argv: list[str]) -> None:
         jax.distributed.initialize()
     logging.info("devices: %s", jax.devices())
     try:
-        result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        result = train_and_evaluate(config, FLAGS.workdir)
     except ValueError as e:  # ConfigError, DataSpecError, CheckpointError, ImageReadError…
-        print(f"train.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail("train.py", str(e))
     logging.info("finished at step %d: %s", result["step"], result["eval"] or result["train"])
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("train.py"))

@@ -88,7 +88,7 @@ def test_sweep_outputs_rows_and_bad_input(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--lmbdas=0.001,abc"], "--lmbdas must be comma-separated numbers"),
-    (["--lmbdas=-1"], "every lambda must be > 0"),
+    (["--lmbdas=-1"], "every lambda must be a finite number > 0"),
     (["--batch_size=0"], "--batch_size must be >= 1"),
     (["--input=/nonexistent/dir"], "/nonexistent/dir: no such file or directory"),
     (["--input=tfds:kodak"], "tfds"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 
 from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.bitstream.limits import MAX_PARAMETERS
 
 MAX_VARINT_BYTES = 10  # enough for any value < 2^70; longer runs are rejected as corrupt
 
@@ -75,6 +76,7 @@ class ByteReader:
         self._data = memoryview(bytes(data))
         self._pos = 0
         self.what = what
+        self._parameters = 0
 
     @property
     def remaining(self) -> int:
@@ -125,6 +127,15 @@ class ByteReader:
     def blob(self) -> bytes:
         """Length-prefixed bytes."""
         return self.raw(self.uvarint(max_value=self.remaining))
+
+    def declare_parameters(self, count: int) -> None:
+        """Count ``count`` network parameters that the data read so far asks a decoder to
+        allocate; raise once the total exceeds :data:`~nlc_jax.bitstream.limits.MAX_PARAMETERS`
+        (before anything is allocated)."""
+        self._parameters += int(count)
+        if self._parameters > MAX_PARAMETERS:
+            raise BitstreamError(f"implausible {self.what}: declares over {MAX_PARAMETERS:,} "
+                                 "network parameters")
 
     def expect_end(self) -> None:
         """Raise unless everything was read."""

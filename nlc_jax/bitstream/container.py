@@ -14,6 +14,10 @@ Layout (all integers little-endian or LEB128 varints)::
     crc32     4 bytes  zlib.crc32 of everything before it
 
 A 256×256 RGB 8-bit image with one section costs 15 bytes of framing plus 2–4 per section.
+Readers also refuse images over :func:`~nlc_jax.bitstream.limits.max_pixels` (a setting, see
+``nlc_jax.bitstream.limits``) before a decoder allocates anything. ``channels`` is 3 for colour
+and 1 for a gray image (coded with the codec's RGB model; decoders return equal R, G and B, see
+``nlc_jax.codecs.gray``).
 """
 
 from __future__ import annotations
@@ -25,11 +29,10 @@ from collections.abc import Iterable
 
 from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
 from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.bitstream.limits import MAX_PIXELS, MAX_SIDE, check_image_size
 
 MAGIC = b"NLC"
 FORMAT_VERSION = 1
-MAX_SIDE = 1 << 16
-MAX_PIXELS = 1 << 28
 MAX_CHANNELS = 16
 MAX_BIT_DEPTH = 16
 MAX_SECTIONS = 255
@@ -130,7 +133,8 @@ def write_container(codec: str, height: int, width: int, channels: int, bit_dept
 
 
 def read_image_container(data: bytes, codec: str) -> Container:
-    """:func:`read_container`, checked to be a ``codec`` file of an 8-bit RGB image.
+    """:func:`read_container`, checked to be a ``codec`` file of an 8-bit RGB (3 channels) or
+    gray (1 channel) image.
 
     Raises:
       BitstreamError: malformed data, another codec's file, or another image format.
@@ -138,9 +142,21 @@ def read_image_container(data: bytes, codec: str) -> Container:
     c = read_container(data)
     if c.codec != codec:
         raise BitstreamError(f"not a {codec} file (codec {c.codec!r})")
-    if c.channels != 3 or c.bit_depth != 8:
-        raise BitstreamError(f"{codec} files hold 8-bit RGB images")
+    if c.channels not in (1, 3) or c.bit_depth != 8:
+        raise BitstreamError(f"{codec} files hold 8-bit RGB or gray images, header says "
+                             f"{c.channels} channels of {c.bit_depth} bits")
     return c
+
+
+def with_channels(data: bytes, channels: int) -> bytes:
+    """The same ``.nlc`` file with its header's channel count set to ``channels`` (sections
+    unchanged, checksum recomputed).
+
+    Raises:
+      BitstreamError: ``data`` is not a valid ``.nlc`` file.
+    """
+    c = read_container(data)
+    return write_container(c.codec, c.height, c.width, channels, c.bit_depth, c.sections)
 
 
 def read_container(data: bytes) -> Container:
@@ -163,6 +179,7 @@ def read_container(data: bytes) -> Container:
     fmt = reader.fixed("u8")
     channels, bit_depth = (fmt >> 4) + 1, (fmt & 0xF) + 1
     _check_geometry(height, width, channels, bit_depth, BitstreamError)
+    check_image_size(height, width, BitstreamError)
     count = reader.uvarint(max_value=MAX_SECTIONS)
     table = [(reader.fixed("u8"), reader.uvarint()) for _ in range(count)]
     declared = sum(n for _, n in table)

@@ -1,8 +1,10 @@
 """Codec registry: codec names (configs) and container codec ids (files) → codec objects.
 
 Each codec package registers a factory ``make(config) -> codec``; ``make(None)`` must return a
-codec that can at least ``decode`` (a file carries what its decoder needs). ``decode.py`` looks the
-codec up by the id stored in the file (:func:`decode_bytes`), so a file names its own decoder.
+codec that can at least ``decode`` (a file carries what its decoder needs), except for the learned
+codecs in :data:`TRAINED`, which decode with ``make({"checkpoint": <trained weights>})``.
+``decode.py`` looks the codec up by the id stored in the file (:func:`decode_bytes`), so a file
+names its own decoder.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from nlc_jax.bitstream.container import read_container
 from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.codecs.gray import gray_rgb
 
 # name -> "module:factory"; imported lazily so that loading one codec never imports the others.
 _FACTORIES: dict[str, str] = {
@@ -23,6 +26,8 @@ _FACTORIES: dict[str, str] = {
     "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
     "noise2latent": "nlc_jax.codecs.noise2latent:make_codec",
 }
+#: codecs whose decoder needs the trained weights (a checkpoint) besides the file
+TRAINED = frozenset({"hyperprior"})
 
 
 class UnknownCodecError(ValueError):
@@ -50,18 +55,46 @@ def make(config: Any) -> Any:
     return factory(config.codec)(config)
 
 
-def decoder(name: str) -> Any:
-    """A decode-capable codec for the codec name stored in a container."""
-    try:
-        return factory(name)(None)
-    except UnknownCodecError:
-        raise BitstreamError(f"no decoder is registered for codec {name!r}") from None
+def decoder(name: str, checkpoint: str | None = None) -> Any:
+    """A decode-capable codec for the codec name stored in a container.
 
-
-def decode_bytes(data: bytes) -> np.ndarray:
-    """Decode ``.nlc`` bytes with the codec they name → ``[H, W, 3]`` uint8.
+    Args:
+      name: the container's codec name.
+      checkpoint: trained weights for the codecs that need them (:data:`TRAINED`: the training
+        workdir or its ``export/`` folder); ignored by the others, whose files carry what their
+        decoder needs.
 
     Raises:
-      BitstreamError: malformed, truncated or corrupt data, or an unknown codec.
+      BitstreamError: no decoder for ``name``, or its trained weights are missing or unreadable.
     """
-    return decoder(read_container(data).codec).decode(data)
+    try:
+        make = factory(name)
+    except UnknownCodecError:
+        raise BitstreamError(f"no decoder is registered for codec {name!r}") from None
+    if name not in TRAINED:
+        return make(None)
+    if not checkpoint:
+        raise BitstreamError(f"a {name} file decodes only with the trained model that wrote it: "
+                             "pass its checkpoint (decode.py --checkpoint <training workdir or "
+                             "its export/ folder>; decode_bytes(data, checkpoint=...))")
+    try:
+        return make({"checkpoint": checkpoint})
+    except ValueError as err:  # CheckpointError: missing, corrupt or another model's weights
+        raise BitstreamError(f"cannot load the {name} decoder: {err}") from None
+
+
+def decode_bytes(data: bytes, checkpoint: str | None = None) -> np.ndarray:
+    """Decode ``.nlc`` bytes with the codec they name → ``[H, W, 3]`` uint8 (equal channels for
+    a gray file, see ``nlc_jax.codecs.gray``).
+
+    Args:
+      data: the file's bytes.
+      checkpoint: trained weights, for the codecs in :data:`TRAINED` (see :func:`decoder`).
+
+    Raises:
+      BitstreamError: malformed, truncated or corrupt data, an unknown codec, or a learned
+        codec's file without (or with the wrong) trained weights.
+    """
+    container = read_container(data)
+    image = decoder(container.codec, checkpoint).decode(data)
+    return gray_rgb(image) if container.channels == 1 else image

@@ -1,21 +1,24 @@
 """Input specs → images: a file, a directory, a glob, or ``tfds:<name>[:split]``.
 
 :func:`open_inputs` returns :class:`ImageSource` objects that read lazily (a file is only
-decoded when a batch needs it; its size comes from the header). TensorFlow Datasets is an
-optional extra (``pip install 'nlc_jax[tf]'``): it is imported only for ``tfds:`` specs and
+decoded when a batch needs it; its size comes from the header, so an image that is too large is
+refused before its pixels are decoded). Output names are the file stems; inputs whose stems
+clash are named by their file names instead (``dup.png`` and ``dup.jpg`` give ``dup.png.nlc``
+and ``dup.jpg.nlc``), see :func:`input_names`. TensorFlow Datasets is an optional extra
+(``pip install 'nlc_jax[tf]'``): it is imported only for ``tfds:`` specs and
 :func:`image_folder_builder`, with a one-line error when it is missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from nlc_jax.data.images import ImageReadError, list_images, load_image
+from nlc_jax.bitstream.limits import check_image_size
+from nlc_jax.data.images import ImageReadError, image_size, list_images, load_image
 
 TFDS_PREFIX = "tfds:"
 
@@ -25,34 +28,56 @@ class ImageSource:
     """One input image.
 
     Attributes:
-      name: output stem (file stem, or ``<dataset>_<split>_<index>`` for tfds).
+      name: output stem (see :func:`input_names`, or ``<dataset>_<split>_<index>`` for tfds).
       path: the file, or ``None`` for in-memory images.
       array: ``[H, W, 3]`` uint8 for in-memory images.
+      error: why this input is refused (raised by :meth:`load` and :meth:`size`), or ``None``.
     """
 
     name: str
     path: Path | None = None
     array: np.ndarray | None = None
+    error: str | None = None
 
     def load(self) -> np.ndarray:
-        """``[H, W, 3]`` uint8; raises :class:`ImageReadError` (one line) if unreadable."""
+        """``[H, W, 3]`` uint8; raises :class:`ImageReadError` (one line) if unreadable or
+        refused."""
+        if self.error is not None:
+            raise ImageReadError(self.error)
         if self.array is not None:
+            self.size()
             return self.array
         return load_image(self.path)
 
     def size(self) -> tuple[int, int]:
-        """``(height, width)`` from the file header (no decoding)."""
-        if self.array is not None:
-            return int(self.array.shape[0]), int(self.array.shape[1])
+        """``(height, width)`` from the file header (no decoding, EXIF orientation applied);
+        raises :class:`ImageReadError` (one line) if unreadable, refused or too large."""
+        if self.error is not None:
+            raise ImageReadError(self.error)
+        if self.path is not None:
+            return image_size(self.path)
+        height, width = int(self.array.shape[0]), int(self.array.shape[1])
         try:
-            with Image.open(self.path) as im:
-                width, height = im.size
-        except FileNotFoundError:
-            raise ImageReadError(f"{self.path}: no such file") from None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ImageReadError(f"{self.path}: cannot read image ({reason})") from None
-        return int(height), int(width)
+            check_image_size(height, width, ImageReadError)
+        except ImageReadError as e:
+            raise ImageReadError(f"{self.name}: {e}") from None
+        return height, width
+
+
+def input_names(paths: Sequence[Path]) -> list[str | None]:
+    """Output names of input files (in the same order): each file's stem; where several files
+    share a stem, their file names (``dup.png``, ``dup.jpg``). A file whose name still clashes
+    with an earlier one in sorted path order (the same file name in two folders of a glob) gets
+    ``None``: it cannot be given a name of its own and is refused."""
+    stems = [p.stem for p in paths]
+    names = [p.stem if stems.count(p.stem) == 1 else p.name for p in paths]
+    taken: set[str] = set()
+    out: list[str | None] = [None] * len(paths)
+    for i in sorted(range(len(paths)), key=lambda i: str(paths[i])):
+        if names[i] not in taken:
+            taken.add(names[i])
+            out[i] = names[i]
+    return out
 
 
 def open_inputs(spec: str, data_dir: str | None = None) -> list[ImageSource]:
@@ -71,7 +96,11 @@ def open_inputs(spec: str, data_dir: str | None = None) -> list[ImageSource]:
         if not name:
             raise ImageReadError(f"{spec}: expected tfds:<name>[:split]")
         return tfds_sources(name, split or "test", data_dir)
-    return [ImageSource(p.stem, path=p) for p in list_images(spec)]
+    paths = list_images(spec)
+    return [ImageSource(name, path=p) if name is not None else ImageSource(
+        str(p), path=p, error=f"{p}: another input has the same file name; rename one (each "
+                              "output needs a name of its own)")
+        for p, name in zip(paths, input_names(paths), strict=True)]
 
 
 def shard(sources: list[ImageSource], index: int, count: int) -> list[ImageSource]:
@@ -143,13 +172,17 @@ def image_folder_builder(folder: str | Path, name: str, data_dir: str | None = N
                          file_format: str = "array_record") -> Callable:
     """A tfds builder for a local image folder (e.g. Kodak, CLIC), one ``test`` split.
 
-    Features: ``image`` (uint8 RGB) and ``name`` (file stem), in sorted file order. After
+    Features: ``image`` (uint8 RGB) and ``name`` (:func:`input_names`), in sorted file order. After
     ``builder.download_and_prepare()`` the dataset loads as ``tfds:<name>:test`` (with the same
     ``data_dir``) in ``encode.py --input`` and in training (``data=tfds:<name>:test``). The
     default ``array_record`` format gives the random access that training needs.
     """
     tfds = _import_tfds()
     files = list_images(folder)
+    names = input_names(files)
+    if None in names:
+        raise ImageReadError(f"{folder}: two images share the file name "
+                             f"{files[names.index(None)].name}")
 
     class _ImageFolder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         VERSION = tfds.core.Version("1.0.0")
@@ -164,8 +197,8 @@ def image_folder_builder(folder: str | Path, name: str, data_dir: str | None = N
             return {"test": self._generate_examples()}
 
         def _generate_examples(self):
-            for path in files:
-                yield path.stem, {"image": load_image(path), "name": path.stem}
+            for path, stem in zip(files, names, strict=True):
+                yield stem, {"image": load_image(path), "name": stem}
 
     _ImageFolder.name = name
     return _ImageFolder(data_dir=data_dir, file_format=file_format)

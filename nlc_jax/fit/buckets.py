@@ -28,6 +28,10 @@ class BucketPolicy:
     multiple: int = 64
     sort: bool = True
 
+    def __post_init__(self) -> None:
+        if self.multiple < 1:
+            raise ValueError(f"the bucket multiple must be >= 1, got {self.multiple}")
+
 
 @dataclasses.dataclass(frozen=True)
 class PlannedBatch:

@@ -73,6 +73,12 @@ class FitOptions:
     max_restarts: int = 1
     batch_mode: str = "vmap"
 
+    def __post_init__(self) -> None:
+        if self.chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be >= 1, got {self.chunk_steps}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 (or None: never stop), got {self.patience}")
+
 
 @dataclasses.dataclass
 class BatchFit:

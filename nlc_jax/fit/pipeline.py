@@ -3,7 +3,9 @@
 :func:`encode_images` is what ``encode.py`` runs for overfitted codecs; :func:`encode_learned`
 runs a :class:`LearnedCodec` image by image with the same outputs. Outputs in ``output_dir``:
 
-* ``<stem>.nlc`` (one λ) or ``<stem>_lmbda<λ>.nlc`` (a sweep), written atomically;
+* ``<stem>.nlc`` (one λ) or ``<stem>_lmbda<λ>.nlc`` (a sweep), written atomically (``<stem>``
+  is the source's name: the file stem, or the file name where stems clash); a gray input's file
+  is marked gray (``nlc_jax.codecs.gray``);
 * ``results.tsv`` (``results.<process>.tsv`` on multi-host runs): one row per file, columns
   :data:`COLUMNS`; bpp = 8 × file size / pixels;
 * ``.inflight[.<process>]/``: the checkpoint of the batch being fitted (removed when done).
@@ -32,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nlc_jax.codecs.base import EncodeResult, LearnedCodec, OverfittedCodec
+from nlc_jax.codecs.gray import code_as_gray
 from nlc_jax.data.datasets import ImageSource
 from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import ImageReadError
@@ -315,7 +318,7 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
                    f"({int(fit.nan_steps[i])} non-finite steps, {int(fit.restarts[i])} restarts)")
             continue
         params = jax.tree.map(lambda x, i=i: x[i], fit.params)
-        result = codec.finalize(params, target, image, f.lmbda)
+        result = code_as_gray(codec.finalize(params, target, image, f.lmbda), image)
         atomic_write_bytes(output_dir / output_name(f.source.name, f.lmbda, sweep), result.data)
         row = _row(f.source.name, f.lmbda, result, image, per_fit, batch_id, device)
         table.append(row)
@@ -342,7 +345,7 @@ def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_d
         except ImageReadError as e:
             outcome.error(str(e))
             continue
-        result = codec.encode(image)
+        result = code_as_gray(codec.encode(image), image)
         atomic_write_bytes(output_dir / output_name(source.name, lmbda, False), result.data)
         row = _row(source.name, lmbda, result, image, time.monotonic() - t0,
                    f"{settings.process_index}-{index}", device)

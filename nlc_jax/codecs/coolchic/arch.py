@@ -161,12 +161,20 @@ def write_layers(w: ByteWriter, layers: tuple[Layer, ...]) -> None:
 
 
 def read_layers(r: ByteReader) -> tuple[Layer, ...]:
-    """Inverse of :func:`write_layers`; raises ``BitstreamError`` (naming ``r.what``)."""
+    """Inverse of :func:`write_layers`; raises ``BitstreamError`` (naming ``r.what``).
+
+    Each layer's weights are counted with ``r.declare_parameters`` (the first layer's per input
+    channel, which the list does not state), so a forged list of many wide layers is refused
+    before a decoder allocates them.
+    """
     layers = []
+    cin = 1
     for _ in range(r.uvarint(32)):
         out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
         if kernel not in (1, 3) or flags > 3:
             raise BitstreamError(f"{r.what}: invalid layer")
+        r.declare_parameters(cin * out * kernel * kernel + out)
+        cin = out
         layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
     return tuple(layers)
 

@@ -145,8 +145,8 @@ class HyperpriorCodec:
         container = read_container(data)
         if container.codec != self.name:
             raise BitstreamError(f"file holds a {container.codec!r} stream, not {self.name!r}")
-        if (container.channels, container.bit_depth) != (3, 8):
-            raise BitstreamError(f"hyperprior files are 8-bit RGB, header says "
+        if container.channels not in (1, 3) or container.bit_depth != 8:
+            raise BitstreamError(f"hyperprior files are 8-bit RGB or gray, header says "
                                  f"{container.channels} channels of {container.bit_depth} bits")
         reader = ByteReader(container.section(SectionType.HEADER), "hyperprior header")
         file_hash = reader.raw(HASH_BYTES)

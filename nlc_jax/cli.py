@@ -1,0 +1,77 @@
+"""What the absl command-line programs (``encode.py``, ``train.py``) share: a bad flag, config
+file, config key or output folder is one ``<program>: error: …`` line and exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from absl import flags
+
+
+def fail(program: str, message: str) -> NoReturn:
+    """Print ``<program>: error: <message>`` on stderr and exit with status 2."""
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in str(text).splitlines() if line.strip()]
+
+
+def one_line(text: str) -> str:
+    """A multi-line message as one line: its first and last lines (``config_flags`` puts the
+    traceback of a config file's exception between the two)."""
+    lines = _lines(text) or [""]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+
+
+def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
+    """A ``flags_parser`` for ``absl.app.run`` that turns flag errors into one line, exit 2:
+    bad values, an unknown preset (the config file's ``get_config`` raising) and unknown
+    ``--config.<key>`` overrides."""
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            fail(program, one_line(str(e)))
+        except OSError as e:  # config_flags: an override of a config file that did not load
+            fail(program, _load_error("config", e))
+        except (AttributeError, KeyError) as e:  # ml_collections: an override of a missing key
+            key = str(e.args[0] if e.args else e).strip("'\"")
+            given = [a for a in argv[1:] if a.startswith("--config.") and key in a]
+            fail(program, f"unknown config key {key!r}"
+                 + (f" in {given[0].partition('=')[0]}" if given else ""))
+
+    return parse
+
+
+def config_flag(program: str, name: str = "config") -> Any:
+    """The config of ``config_flags`` flag ``--<name>`` (loaded lazily by ``config_flags``);
+    one line, exit 2, when its file could not be loaded."""
+    config = getattr(flags.FLAGS, name)
+    try:
+        config.keys()  # a config that failed to load raises on first use
+    except OSError as e:
+        fail(program, _load_error(name, e))
+    return config
+
+
+def _load_error(name: str, e: OSError) -> str:
+    return f"--{name}: cannot load the config file ({(_lines(str(e)) or [type(e).__name__])[-1]})"
+
+
+def make_folder(program: str, flag: str, path: str) -> Path:
+    """Create output folder ``path`` (of flag ``--<flag>``) and its parents; one line, exit 2,
+    when it cannot be created (a file in the way, no permission)."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(program, f"--{flag} {path}: cannot create the folder ({e.strerror or e})")
+    return folder
