@@ -30,7 +30,7 @@ ARCHS = {
 # for n_itr below 4k / 9k / 12k / above, so --config.recipe.n_itr=2000 works), final
 # iterations, candidates)
 RECIPES = {
-    "fast": (400, 30, 50, 2),
+    "fast": (500, 30, 50, 2),
     "lop": (10_000, 0, 500, 5),
     "mop": (10_000, 0, 500, 5),
     "hop": (10_000, 0, 500, 5),

@@ -129,6 +129,11 @@ class RecipeMixin:
         """The four phases of the codec's recipe (see :func:`phases`)."""
         return phases(self.config.recipe, self.name)
 
+    def phase_key(self, phase: Phase) -> tuple[str, int]:
+        """Phases with equal keys train identically (the engine compiles them once): the two
+        warm-ups differ only in their candidate count, which the compiled step does not fix."""
+        return ("warmup" if _is_warmup(phase) else phase.name, phase.steps)
+
 
 def proxy(recipe, phase: Phase, progress: jax.Array,
           lmbda: jax.Array) -> tuple[str, jax.Array | float, jax.Array | float]:

@@ -7,10 +7,11 @@ coordinate search moves single integers by ±1, ±2, … (as Cool-chic 5's RDOQ 
 keeps the move with the lowest ``objective + λ · weight bits / pixels``.
 
 Modules (the top-level keys of the pytree) are refined one after the other in name order, the
-values of each in a seeded random order. ``make_objective(module, weights)`` gives the loss as a
-function of that module's float weights alone, the other modules fixed at ``weights`` (so a
-codec can skip what the module does not change: the synthesis needs no entropy model, the ARM no
-synthesis); both directions of a value are scored in one vmapped call. Exp-Golomb lengths are
+values of each in a seeded random order. ``make_cost(module, weights)`` gives the loss of a
+batch of that module's float weights (leaves ``[K, ...]`` → ``[K]``), the other modules fixed at
+``weights`` (so a codec can skip what the module does not change: the synthesis needs no entropy
+model, the ARM no synthesis, and keep the compiled function across images); both directions
+of a value are scored in one batched call. Exp-Golomb lengths are
 flat between powers of two, so a direction is not abandoned at the first move that does not help
 (Cool-chic stops there): it is followed until the objective alone has risen by more than the
 bits the value could possibly save (its order-0 code length plus 16, which bounds a change of
@@ -28,7 +29,7 @@ import numpy as np
 
 from nlc_jax.entropy import param_coding
 
-MakeObjective = Callable[[str, dict], Callable[[Any], jax.Array]]
+MakeCost = Callable[[str, dict], Callable[[Any], jax.Array]]
 
 
 def _code_length(v: int) -> int:
@@ -37,32 +38,58 @@ def _code_length(v: int) -> int:
     return 2 * int(u + 1).bit_length() - 1
 
 
-def single_objective(objective: Callable[[dict], jax.Array]) -> MakeObjective:
-    """``make_objective`` from one loss of the whole float pytree (the simple, slow case)."""
+def single_objective(objective: Callable[[dict], jax.Array]) -> MakeCost:
+    """``make_cost`` from one loss of the whole float pytree (compiled anew per module)."""
     def make(module: str, weights: dict) -> Callable[[Any], jax.Array]:
-        return lambda sub: objective({**weights, module: sub})
+        return jax.jit(jax.vmap(lambda sub: objective({**weights, module: sub})))
     return make
 
 
 class _Module:
     """One module's integer leaves, its vmapped objective and its exact weight bits."""
 
-    def __init__(self, name: str, qsub: Any, exps: dict[str, int], objective, lmbda: float,
+    def __init__(self, name: str, qsub: Any, exps: dict[str, int], cost_of, lmbda: float,
                  n_pixels: int):
         leaves, self.treedef = jax.tree_util.tree_flatten_with_path(qsub)
         self.groups = [param_coding.group_of((jax.tree_util.DictKey(name),) + tuple(p))
                        for p, _ in leaves]
         self.values = [np.array(leaf, np.int64) for _, leaf in leaves]
         self.scale = [2.0 ** -exps[g] for g in self.groups]
-        self.cost_of = jax.jit(jax.vmap(objective))
+        self.cost_of = cost_of
         self.lmbda, self.n_pixels = lmbda, n_pixels
+        # per group, the code length of all its values at every Exp-Golomb order: a move
+        # changes one value, so the group's bits (the best order's total) update in O(orders)
+        self.orders = np.arange(param_coding.MAX_EG_ORDER + 1)
+        self.lengths: dict[str, np.ndarray] = {}
+        for g, v in zip(self.groups, self.values, strict=True):
+            self.lengths[g] = self.lengths.get(g, 0) + self._lengths(v.ravel()).sum(axis=0)
+
+    def _lengths(self, v: np.ndarray) -> np.ndarray:
+        """``[n, orders]`` Exp-Golomb lengths of the signed integers ``v`` at every order."""
+        u = np.where(v >= 0, 2 * v, -2 * v - 1)[:, None] + (1 << self.orders)[None, :]
+        _, bit_length = np.frexp(u.astype(np.float64))
+        return 2 * bit_length.astype(np.int64) - 1 - self.orders[None, :]
 
     def tree(self) -> Any:
         return jax.tree_util.tree_unflatten(self.treedef, self.values)
 
-    def rate(self) -> float:
-        bits = param_coding.group_bits({"m": self.tree()})
-        return self.lmbda * sum(bits.values()) / self.n_pixels
+    def rate(self, i: int | None = None, old: int = 0, new: int = 0) -> float:
+        """``λ · bits / pixels`` of the module, with value ``old`` of leaf ``i`` replaced by
+        ``new`` if ``i`` is given (16 header bits per group, as ``param_coding.group_bits``)."""
+        bits = 0
+        for g, total in self.lengths.items():
+            if i is not None and g == self.groups[i]:
+                total = total + self._lengths(np.array([new]))[0] - self._lengths(np.array([old]))[0]
+            bits += int(total.min()) + 16
+        return self.lmbda * bits / self.n_pixels
+
+    def set(self, i: int, j: int, value: int) -> None:
+        """Set value ``j`` of leaf ``i`` (keeping the code lengths up to date)."""
+        old = int(self.values[i].flat[j])
+        g = self.groups[i]
+        self.lengths[g] = (self.lengths[g] + self._lengths(np.array([value]))[0]
+                           - self._lengths(np.array([old]))[0])
+        self.values[i].flat[j] = value
 
     def costs(self, i: int, j: int, candidates: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(cost, objective) ``[len(candidates)]`` of setting value ``j`` of leaf ``i`` to each
@@ -73,16 +100,12 @@ class _Module:
         stacked[i].reshape(k, -1)[:, j] = np.asarray(candidates, np.float64) * self.scale[i]
         loss = np.asarray(self.cost_of(jax.tree_util.tree_unflatten(
             self.treedef, [jnp.asarray(s) for s in stacked])), np.float64)
-        rates = []
-        old = self.values[i].flat[j]
-        for c in candidates:
-            self.values[i].flat[j] = c
-            rates.append(self.rate())
-        self.values[i].flat[j] = old
+        old = int(self.values[i].flat[j])
+        rates = [self.rate(i, old, c) for c in candidates]
         return loss + np.asarray(rates), loss
 
 
-def refine(qtree: dict, exps: dict[str, int], make_objective: MakeObjective, lmbda: float,
+def refine(qtree: dict, exps: dict[str, int], make_cost: MakeCost, lmbda: float,
            n_pixels: int, passes: int = 1, max_shift: int = 15, seed: int = 0) -> dict:
     """Greedy RDOQ of the integer pytree ``qtree`` (from ``param_coding.quantize``).
 
@@ -90,8 +113,8 @@ def refine(qtree: dict, exps: dict[str, int], make_objective: MakeObjective, lmb
       qtree: ``{module: integer subtree}``; modules whose groups are all absent from ``exps``
         are left alone.
       exps: every group's step exponent (step ``2^-k``).
-      make_objective: ``(module, float weights of every module) → (float subtree → scalar
-        loss)``, traceable by JAX (see :func:`single_objective`).
+      make_cost: ``(module, float weights of every module) → (float subtrees with a leading
+        batch axis → [K] losses)`` (see :func:`single_objective`).
       lmbda, n_pixels: weight bits enter the cost as ``λ · bits / n_pixels``.
       passes: sweeps over all values.
       max_shift: largest move of one value, in steps.
@@ -108,7 +131,7 @@ def refine(qtree: dict, exps: dict[str, int], make_objective: MakeObjective, lmb
             if not groups or any(g not in exps for g in groups):
                 continue
             weights = param_coding.dequantize(out, exps)
-            mod = _Module(name, out[name], exps, make_objective(name, weights), lmbda, n_pixels)
+            mod = _Module(name, out[name], exps, make_cost(name, weights), lmbda, n_pixels)
             slots = [(i, j) for i, v in enumerate(mod.values) for j in range(v.size)]
             if not slots:
                 continue
@@ -131,6 +154,6 @@ def refine(qtree: dict, exps: dict[str, int], make_objective: MakeObjective, lmb
                             best, best_obj, v = c, o, v0 + step * shift
                         if o - obj0 > bound:
                             break
-                mod.values[i].flat[j] = np.clip(v, -param_coding.MAX_INT, param_coding.MAX_INT)
+                mod.set(i, j, int(np.clip(v, -param_coding.MAX_INT, param_coding.MAX_INT)))
             out[name] = mod.tree()
     return out

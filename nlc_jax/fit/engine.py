@@ -258,7 +258,9 @@ class Engine:
             state = jax.lax.fori_loop(0, n, body, state)
             return veval(state, targets, masks, lmbdas, n)
 
-        return self._compile(("chunk", phase_index, target_shape), chunk, 4, 2, 1,
+        # Phases the codec declares equivalent (e.g. the two warm-ups) share one compiled chunk.
+        same = codec.phase_key(phase) if hasattr(codec, "phase_key") else phase_index
+        return self._compile(("chunk", same, target_shape), chunk, 4, 2, 1,
                              donate=(0,))
 
     def _select_fn(self, keep: int) -> Callable:

@@ -157,6 +157,8 @@ class EncodeOutcome:
 
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: with decoder candidates: output file name → {candidate preset: MSE + λ·bpp}
+    candidate_costs: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -208,7 +210,9 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
     suffix = f".{settings.process_index}" if settings.process_count > 1 else ""
     ckpt_dir = output_dir / f".inflight{suffix}"
     mesh = make_mesh() if mesh is None else mesh
-    engine = Engine(codec, mesh, settings.options)
+    candidates = codec.arch_candidates() if hasattr(codec, "arch_candidates") else [codec]
+    engines = [Engine(c, mesh, settings.options) for c in candidates]
+    engine = engines[0]
     device = device_description()
     by_name = {s.name: s for s in sources}
 
@@ -248,8 +252,8 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
     start = time.monotonic()
     for batch_index, batch in enumerate(batches):
         batch_id = f"{settings.process_index}-{batch_index}"
-        _run_batch(codec, engine, batch, output_dir, sweep, settings, ckpt_dir, batch_id, device,
-                   table, done, outcome)
+        _run_batch(candidates, engines, batch, output_dir, sweep, settings, ckpt_dir, batch_id,
+                   device, table, done, outcome)
         bar.update(len(batch))
         hours = (time.monotonic() - start) / 3600.0
         bar.set_postfix(images_per_hour=f"{bar.n / len(settings.lmbdas) / max(hours, 1e-9):.1f}")
@@ -259,14 +263,47 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
 
 def _batch_key(codec: OverfittedCodec, fits: list[_Fit], shape: tuple[int, ...]) -> str:
     desc = json.dumps([[f.source.name, f.lmbda, f.seed] for f in fits] + [list(shape)]
-                      + [repr(codec.recipe()), codec.n_candidates])
+                      + [repr(codec.recipe()), codec.n_candidates,
+                         repr(getattr(codec, "arch", None))])
     return hashlib.sha256(desc.encode()).hexdigest()[:32]
 
 
-def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
-               settings: EncodeSettings, ckpt_dir: Path, batch_id: str, device: str,
-               table: ResultsTable, done: set, outcome: EncodeOutcome) -> None:
+def rd_cost(data: bytes, reconstruction: np.ndarray, image: np.ndarray, lmbda: float) -> float:
+    """``MSE([0, 1] RGB) + λ · bpp`` of a file ``data`` decoding to ``reconstruction`` ``[H, W,
+    3]`` uint8 of ``image`` (what the codecs minimise)."""
+    diff = (reconstruction.astype(np.float64) - image.astype(np.float64)) / 255.0
+    return float(np.mean(diff ** 2)) + lmbda * 8.0 * len(data) / image[..., 0].size
+
+
+def _run_batch(candidates: list, engines: list, batch: list[_Fit], output_dir: Path,
+               sweep: bool, settings: EncodeSettings, ckpt_dir: Path, batch_id: str,
+               device: str, table: ResultsTable, done: set, outcome: EncodeOutcome) -> None:
+    """Fit a batch with every decoder candidate (usually one) and write, per fit, the file of
+    the candidate with the lowest :func:`rd_cost`."""
     t0 = time.monotonic()
+    best: dict[int, tuple[float, EncodeResult]] = {}
+    for codec, engine in zip(candidates, engines, strict=True):
+        loaded = _fit_candidate(codec, engine, batch, settings, ckpt_dir, batch_id, done,
+                                outcome, best)
+        if loaded is None:
+            return
+    kept, images = loaded
+    per_fit = (time.monotonic() - t0) / len(kept)
+    for i, (f, image) in enumerate(zip(kept, images, strict=True)):
+        if i not in best:
+            continue
+        result = best[i][1]
+        atomic_write_bytes(output_dir / output_name(f.source.name, f.lmbda, sweep), result.data)
+        row = _row(f.source.name, f.lmbda, result, image, per_fit, batch_id, device)
+        table.append(row)
+        outcome.rows.append(row)
+
+
+def _fit_candidate(codec, engine, batch: list[_Fit], settings: EncodeSettings, ckpt_dir: Path,
+                   batch_id: str, done: set, outcome: EncodeOutcome,
+                   best: dict[int, tuple[float, EncodeResult]]) -> tuple[list, list] | None:
+    """Fit ``batch`` with one codec; keep in ``best`` each fit's lowest-cost result so far.
+    Returns the fits and images that could be loaded (``None``: none could)."""
     images, targets, kept = [], [], []
     loaded: dict[str, np.ndarray | None] = {}
     for f in batch:
@@ -282,7 +319,7 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
             targets.append(np.asarray(codec.prepare_target(image), np.float32))
             kept.append(f)
     if not kept:
-        return
+        return None
     shape = tuple(max(t.shape[i] for t in targets) for i in range(2))
     shape = tuple(-(-s // settings.policy.multiple) * settings.policy.multiple for s in shape)
     padded = [pad_target(t, shape) for t in targets]
@@ -309,7 +346,6 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
         tqdm.write(f"batch {batch_id}: resumed from its checkpoint (phase "
                    f"{checkpoint.resumed_from[0]}, step {checkpoint.resumed_from[1]})",
                    file=sys.stderr)
-    per_fit = (time.monotonic() - t0) / len(kept)
     for i, (f, image, target) in enumerate(zip(kept, images, targets, strict=True)):
         if (f.source.name, _lmbda_key(f.lmbda)) in done:
             continue  # written before a kill that happened after it; the checkpoint re-ran it
@@ -319,12 +355,15 @@ def _run_batch(codec, engine, batch: list[_Fit], output_dir: Path, sweep: bool,
             continue
         params = jax.tree.map(lambda x, i=i: x[i], fit.params)
         result = code_as_gray(codec.finalize(params, target, image, f.lmbda), image)
-        atomic_write_bytes(output_dir / output_name(f.source.name, f.lmbda, sweep), result.data)
-        row = _row(f.source.name, f.lmbda, result, image, per_fit, batch_id, device)
-        table.append(row)
-        outcome.rows.append(row)
+        cost = rd_cost(result.data, result.reconstruction, image, f.lmbda)
+        name = output_name(f.source.name, f.lmbda, len(settings.lmbdas) > 1)
+        label = str(getattr(codec, "config", {}).get("preset", codec.name))
+        outcome.candidate_costs.setdefault(name, {})[label] = cost
+        if i not in best or cost < best[i][0]:
+            best[i] = (cost, result)
     if checkpoint is not None:
         checkpoint.clear()
+    return kept, images
 
 
 def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_dir: str | Path,

@@ -49,6 +49,7 @@ from nlc_jax.codecs.coolchic.arm import IntArm, arm_float
 from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
 from nlc_jax.codecs.coolchic.latent_coding import decode_latents, encode_latents
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.codecs.gray import gray_rgb
 from nlc_jax.config_files import load_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy import param_coding, weight_rdoq
@@ -242,15 +243,16 @@ class CoolChic(recipe.RecipeMixin):
         z = tuple(jnp.asarray(g, jnp.float32) / gain for g in grids)
         fixed = ({"latents": z[:n], **({"hyper": z[n:]} if arch.n_hyper else {})},
                  jnp.asarray(target), jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
-        eval_fn = jax.jit(lambda nt, zs, x, m, lm: self.eval_loss({**zs, **nt}, x, m, lm)[0])
+        eval_fn = self._jitted("eval", lambda: jax.jit(
+            lambda nt, zs, x, m, lm: self.eval_loss({**zs, **nt}, x, m, lm)[0]))
         n_pixels = h * w * self.pixels_per_position
         exps, _ = param_coding.search_steps(nets, lambda nt: float(eval_fn(nt, *fixed)), lmbda,
                                             n_pixels)
         qnets = param_coding.quantize(nets, exps)
         if int(self.config.recipe.get("rdoq_passes", 0)):
-            def make_objective(module, weights):
-                return self._rdoq_objective(module, weights, list(z), fixed, arch)
-            qnets = weight_rdoq.refine(qnets, exps, make_objective, lmbda, n_pixels,
+            def make_cost(module, weights):
+                return self._rdoq_cost(module, weights, list(z), fixed, arch)
+            qnets = weight_rdoq.refine(qnets, exps, make_cost, lmbda, n_pixels,
                                        int(self.config.recipe.rdoq_passes))
         deq = param_coding.dequantize(qnets, exps)
 
@@ -262,30 +264,45 @@ class CoolChic(recipe.RecipeMixin):
                     (SectionType.LATENTS, latent_bytes)]
         return sections, grids, deq, arch
 
-    def _rdoq_objective(self, module: str, weights: dict, grids: list, fixed: tuple,
-                        arch: Arch):
-        """The loss as a function of one module's float weights (the others at ``weights``),
-        for weight RDOQ: the synthesis on fixed upsampled features (distortion only), the ARM
-        on fixed contexts (rate only), anything else through :meth:`eval_loss`. ``grids``:
-        the hard-quantized grids / gain (what ``eval_loss`` rounds back to them); ``fixed``:
-        ``(latent params, target, mask, λ)``."""
+    def _jitted(self, key, make):
+        """A compiled helper of ``code_fit``, made once per codec (jit then caches it per input
+        shape), so a dataset's files do not each recompile it."""
+        cache = self.__dict__.setdefault("_jit_cache", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+    def _rdoq_cost(self, module: str, weights: dict, grids: list, fixed: tuple, arch: Arch):
+        """Batched loss of one module's float weights (the others at ``weights``) for weight
+        RDOQ: the synthesis on fixed upsampled features (distortion only), the ARM on fixed
+        contexts (rate only), anything else through :meth:`eval_loss`. ``grids``: the
+        hard-quantized grids / gain; ``fixed``: ``(latent params, target, mask, λ)``."""
         latents, target, mask, lmbda = fixed
         gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
         coded = [jnp.round(g * gain) for g in grids]
         if module == "synthesis":
+            def distortion(syn, feats, target, mask):
+                return self._distortion(synthesize(feats, syn, arch, jnp), target, mask)
+            fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
+                jax.vmap(distortion, in_axes=(0, None, None, None))))
             feats = upsample(coded[:arch.n_levels], weights["upsampling"], jnp)
-            return lambda syn: self._distortion(synthesize(feats, syn, arch, jnp), target, mask)
+            return lambda stacked: fn(stacked, feats, target, mask)
         if module == "arm":
+            def rate(arm, ctx, values, scale):
+                loc, s = arm_float(ctx, arm, arch.arm_hidden_layers)
+                return scale * jnp.sum(bits(laplace_pmf(values, loc, s)))
+            fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
+                jax.vmap(rate, in_axes=(0, None, None, None))))
             ctx = float_contexts(coded, weights, arch, self.offsets)
             values = jnp.concatenate([z.reshape(-1) for z in coded])
-            n_pixels = jnp.sum(mask) * self.pixels_per_position
+            scale = lmbda / (jnp.sum(mask) * self.pixels_per_position)
+            return lambda stacked: fn(stacked, ctx, values, scale)
 
-            def rate(arm):
-                loc, scale = arm_float(ctx, arm, arch.arm_hidden_layers)
-                return lmbda * jnp.sum(bits(laplace_pmf(values, loc, scale))) / n_pixels
-            return rate
-        return lambda sub: self.eval_loss({**latents, **weights, module: sub}, target, mask,
-                                          lmbda)[0]
+        def loss(sub, weights, latents, target, mask, lmbda):
+            return self.eval_loss({**latents, **weights, module: sub}, target, mask, lmbda)[0]
+        fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
+            jax.vmap(loss, in_axes=(0, None, None, None, None, None))))
+        return lambda stacked: fn(stacked, weights, latents, target, mask, lmbda)
 
     def finalize(self, params, target: np.ndarray, image: np.ndarray,
                  lmbda: float) -> EncodeResult:
@@ -303,7 +320,8 @@ class CoolChic(recipe.RecipeMixin):
     def decode(self, data: bytes) -> np.ndarray:
         c = read_image_container(data, self.name)
         grids, nets, arch = decode_fit(c, c.height, c.width)
-        return reconstruct(grids, nets, arch)
+        recon = reconstruct(grids, nets, arch)
+        return gray_rgb(recon) if c.channels == 1 else recon
 
 
 def _int_model(qnets: dict, exps: dict, arch: Arch,
