@@ -22,15 +22,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
-from nlc_jax.codecs.base import Phase  # noqa: E402
 from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
 from nlc_jax.config_files import apply_overrides  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.demo import load_config  # noqa: E402
+from nlc_jax.fit.step_time import time_train_step  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,37 +46,12 @@ def main(argv: list[str] | None = None) -> int:
 
     codec = CoolChic(apply_overrides(load_config(args.preset), args.set))
     image = load_image(args.image)
-    target = jnp.asarray(codec.prepare_target(image))
-    mask = jnp.ones(image.shape[:2], jnp.float32)
-    lmbda = jnp.float32(args.lmbda)
-    phase = Phase("main", max(args.steps + args.fit_steps, 1))
-    opt = codec.optimizer(phase)
-    params = codec.init(jax.random.key(0), target.shape, lmbda)
-    state = opt.init(params)
-
-    def step(params, state, i):
-        def f(p):
-            return codec.loss(p, target, mask, lmbda, phase, i / phase.steps,
-                              jax.random.fold_in(jax.random.key(1), i))[0]
-        loss, grads = jax.value_and_grad(f)(params)
-        updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, loss
+    timing = time_train_step(codec, image, args.lmbda, args.steps, args.fit_steps)
+    compile_s, step_s, params = timing.compile_s, timing.step_s, timing.params
+    target = codec.prepare_target(image)
 
     t0 = time.perf_counter()
-    compiled = jax.jit(step).lower(params, state, 0).compile()
-    compile_s = time.perf_counter() - t0
-    params, state, loss = compiled(params, state, 0)
-    jax.block_until_ready(loss)
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        params, state, loss = compiled(params, state, i)
-    jax.block_until_ready(loss)
-    step_s = (time.perf_counter() - t0) / max(args.steps, 1)
-    for i in range(args.fit_steps):
-        params, state, loss = compiled(params, state, args.steps + i)
-
-    t0 = time.perf_counter()
-    result = codec.finalize(jax.device_get(params), np.asarray(target), image, args.lmbda)
+    result = codec.finalize(params, np.asarray(target), image, args.lmbda)
     finalize_s = time.perf_counter() - t0
     times = []
     for _ in range(args.decodes):

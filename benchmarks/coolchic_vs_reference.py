@@ -36,16 +36,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nlc_jax.codecs.base import Phase  # noqa: E402
 from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
 from nlc_jax.config_files import apply_overrides, load_config  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
 from nlc_jax.fit.engine import Engine, FitOptions, fit_batch  # noqa: E402
+from nlc_jax.fit.step_time import time_train_step  # noqa: E402
 from nlc_jax.metrics.bd import BDError, bd_rate  # noqa: E402
 from nlc_jax.metrics.psnr import psnr  # noqa: E402
 
@@ -74,34 +72,6 @@ def crop(image: str, box: str) -> np.ndarray:
     left, top, right, bottom = (int(v) for v in box.split(","))
     with Image.open(KODAK / f"{image}.png") as im:
         return np.asarray(im.convert("RGB").crop((left, top, right, bottom)))
-
-
-def step_time(codec: CoolChic, image: np.ndarray, steps: int = 20) -> float:
-    """Seconds of one jitted training step (main phase) of one fit on ``image``."""
-    target = jnp.asarray(codec.prepare_target(image))
-    mask = jnp.ones(image.shape[:2], jnp.float32)
-    lmbda = jnp.float32(1e-3)
-    phase = Phase("main", 1000)
-    opt = codec.optimizer(phase)
-    params = codec.init(jax.random.key(0), target.shape, lmbda)
-
-    def step(params, state, i):
-        def f(p):
-            return codec.loss(p, target, mask, lmbda, phase, i / phase.steps,
-                              jax.random.fold_in(jax.random.key(1), i))[0]
-        loss, grads = jax.value_and_grad(f)(params)
-        updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, loss
-
-    compiled = jax.jit(step).lower(params, opt.init(params), 0).compile()
-    state = opt.init(params)
-    params, state, loss = compiled(params, state, 0)
-    jax.block_until_ready(loss)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        params, state, loss = compiled(params, state, i + 1)
-    jax.block_until_ready(loss)
-    return (time.perf_counter() - t0) / steps
 
 
 def fit_image(engine: Engine, image: np.ndarray, lmbdas: list[float],
@@ -236,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(rows, reference)
     timing = {}
     if images and not args.summary_only:
-        timing = {"ours_step_s": step_time(codec, crop(images[0], args.box)),
+        timing = {"ours_step_s": time_train_step(codec, crop(images[0], args.box)).step_s,
                   "image": images[0], "label": args.label,
                   "mac_per_pixel": mac_per_pixel(codec.arch)}
     ref_steps = [float(r["s_per_step"]) for r in reference if r.get("s_per_step")]

@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def get_config(preset: str = "fast"):
-    return load_config("coolchic", preset)
+    """A preset's config with weight RDOQ off (each new codec compiles its RDOQ helpers, which
+    would dominate these tests; ``test_weight_rdoq.py`` tests RDOQ and sets it itself)."""
+    config = load_config("coolchic", preset)
+    config.recipe.rdoq_passes = 0
+    return config
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -21,11 +21,13 @@ unreadable or refused raises :class:`ImageReadError` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,18 +110,24 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
       ImageReadError: missing, unreadable or refused (too large) file (one-line message).
     """
     path = Path(path)
+    with _read_errors(path), _open(path) as im:
+        width, height = im.size
+        if _orientation(im) in _TRANSPOSED:
+            width, height = height, width
+    return int(height), int(width)
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Turn a missing or unreadable file into one :class:`ImageReadError` naming ``path``."""
     try:
-        with _open(path) as im:
-            width, height = im.size
-            if _orientation(im) in _TRANSPOSED:
-                width, height = height, width
+        yield
     except ImageReadError:
         raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except _READ_ERRORS as e:
         raise ImageReadError(f"{path}: cannot read image ({_reason(e)})") from None
-    return int(height), int(width)
 
 
 def _reason(e: Exception) -> str:
@@ -178,18 +186,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         message).
     """
     path = Path(path)
-    try:
-        with _open(path) as im:
-            orientation = _orientation(im)
-            rawmodes = _rawmodes(im)
-            im.load()
-            arr = _to_rgb(path, im, rawmodes)
-    except ImageReadError:
-        raise
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except _READ_ERRORS as e:
-        raise ImageReadError(f"{path}: cannot read image ({_reason(e)})") from None
+    with _read_errors(path), _open(path) as im:
+        orientation = _orientation(im)
+        rawmodes = _rawmodes(im)
+        im.load()
+        arr = _to_rgb(path, im, rawmodes)
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageReadError(f"{path}: empty image")
     if orientation != 1:
