@@ -235,6 +235,14 @@ def torch_version(python: str) -> str:
     return res.stdout.strip()
 
 
+def timed_run(cmd: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> float:
+    """Run ``cmd`` with its output in ``log_path`` (raising if it fails); wall seconds."""
+    t0 = time.perf_counter()
+    with log_path.open("w") as log:
+        subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return time.perf_counter() - t0
+
+
 def pinned(core: int, cmd: list[str]) -> list[str]:
     """``cmd`` pinned to one core with taskset (if available)."""
     return (["taskset", "-c", str(core)] if shutil.which("taskset") else []) + cmd
@@ -274,24 +282,14 @@ def run_job(
             "--dec_cfg_residue", str(cfg.resolve()),
         ],
     )  # fmt: skip
-    t0 = time.perf_counter()
-    with (run_dir / "encode.log").open("w") as log:
-        subprocess.run(
-            enc_cmd, cwd=coolchic_dir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True
-        )
-    wall_s = time.perf_counter() - t0
+    wall_s = timed_run(enc_cmd, run_dir / "encode.log", coolchic_dir, env)
 
     dec_cmd = pinned(
         core,
         [python, str(coolchic_dir / "cc_decode.py"), "-i", str(cool.resolve()),
          "-o", str(decoded.resolve())],
     )  # fmt: skip
-    t0 = time.perf_counter()
-    with (run_dir / "decode.log").open("w") as log:
-        subprocess.run(
-            dec_cmd, cwd=coolchic_dir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True
-        )
-    decode_wall_s = time.perf_counter() - t0
+    decode_wall_s = timed_run(dec_cmd, run_dir / "decode.log", coolchic_dir, env)
 
     n_bytes = cool.stat().st_size
     width, height = size

@@ -71,6 +71,15 @@ def encoder_gain(lmbda, fixed: float = 0.0):
     return jnp.where(lmbda < 2e-4, 24.0, jnp.where(lmbda < 5e-4, 20.0, 16.0))
 
 
+def latent_bits(ctx: jax.Array, values: jax.Array, arm: dict, arch: Arch,
+                valid: jax.Array | None = None) -> jax.Array:
+    """Bits of the coded ``values`` ``[N]`` under the float ARM on their contexts ``[N, n]``
+    (summed over ``valid`` ``[N]`` positions if given)."""
+    loc, scale = arm_float(ctx, arm, arch.arm_hidden_layers)
+    b = bits(laplace_pmf(values, loc, scale))
+    return jnp.sum(b if valid is None else b * valid)
+
+
 def synthesize_numpy(grids: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray:
     """Decoded integer grids (latents, then any hyper-latents, which are not used here) and
     dequantized networks → ``[H, W, out_channels]`` float32.
@@ -190,8 +199,7 @@ class CoolChic(recipe.RecipeMixin):
         ctx = float_contexts(grids, params, arch, self.offsets)
         values = jnp.concatenate([z.reshape(-1) for z in grids])
         valid = jnp.concatenate([m.reshape(-1) for m in masks])
-        loc, scale = arm_float(ctx, params["arm"], arch.arm_hidden_layers)
-        total_bits = jnp.sum(bits(laplace_pmf(values, loc, scale)) * valid)
+        total_bits = latent_bits(ctx, values, params["arm"], arch, valid)
         latents, n = grids[:arch.n_levels], arch.n_levels
         feats = upsample(latents, params["upsampling"], jnp, masks[:n])
         x = synthesize(feats, params["synthesis"], arch, jnp, mask)
@@ -240,7 +248,8 @@ class CoolChic(recipe.RecipeMixin):
         # Per-group step search, then weight RDOQ: distortion + λ · (latent + weight) bpp
         # (float ARM, hard latents).
         n = arch.n_levels
-        z = tuple(jnp.asarray(g, jnp.float32) / gain for g in grids)
+        coded = [jnp.asarray(g, jnp.float32) for g in grids]
+        z = tuple(g / gain for g in coded)
         fixed = ({"latents": z[:n], **({"hyper": z[n:]} if arch.n_hyper else {})},
                  jnp.asarray(target), jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
         eval_fn = self._jitted("eval", lambda: jax.jit(
@@ -251,7 +260,7 @@ class CoolChic(recipe.RecipeMixin):
         qnets = param_coding.quantize(nets, exps)
         if int(self.config.recipe.get("rdoq_passes", 0)):
             def make_cost(module, weights):
-                return self._rdoq_cost(module, weights, list(z), fixed, arch)
+                return self._rdoq_cost(module, weights, coded, fixed, arch)
             qnets = weight_rdoq.refine(qnets, exps, make_cost, lmbda, n_pixels,
                                        int(self.config.recipe.rdoq_passes))
         deq = param_coding.dequantize(qnets, exps)
@@ -272,14 +281,12 @@ class CoolChic(recipe.RecipeMixin):
             cache[key] = make()
         return cache[key]
 
-    def _rdoq_cost(self, module: str, weights: dict, grids: list, fixed: tuple, arch: Arch):
+    def _rdoq_cost(self, module: str, weights: dict, coded: list, fixed: tuple, arch: Arch):
         """Batched loss of one module's float weights (the others at ``weights``) for weight
         RDOQ: the synthesis on fixed upsampled features (distortion only), the ARM on fixed
-        contexts (rate only), anything else through :meth:`eval_loss`. ``grids``: the
-        hard-quantized grids / gain; ``fixed``: ``(latent params, target, mask, λ)``."""
+        contexts (rate only), anything else through :meth:`eval_loss`. ``coded``: the integer
+        grids (float32); ``fixed``: ``(latent params, target, mask, λ)``."""
         latents, target, mask, lmbda = fixed
-        gain = encoder_gain(lmbda, float(self.config.model.encoder_gain))
-        coded = [jnp.round(g * gain) for g in grids]
         if module == "synthesis":
             def distortion(syn, feats, target, mask):
                 return self._distortion(synthesize(feats, syn, arch, jnp), target, mask)
@@ -289,8 +296,7 @@ class CoolChic(recipe.RecipeMixin):
             return lambda stacked: fn(stacked, feats, target, mask)
         if module == "arm":
             def rate(arm, ctx, values, scale):
-                loc, s = arm_float(ctx, arm, arch.arm_hidden_layers)
-                return scale * jnp.sum(bits(laplace_pmf(values, loc, s)))
+                return scale * latent_bits(ctx, values, arm, arch)
             fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
                 jax.vmap(rate, in_axes=(0, None, None, None))))
             ctx = float_contexts(coded, weights, arch, self.offsets)
