@@ -239,3 +239,23 @@ def test_fuzz_decoder_on_garbage(data, scale):
                               np.zeros(1, np.int64))
     except BitstreamError:
         pass
+
+
+def test_scale_index_codes_like_table_scales():
+    """Coding with integer scale-table indices (an integer entropy model's output) writes the
+    same stream as coding with the table's float scales, and decodes back; indices outside the
+    table are refused."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    index = rng.integers(0, len(coding.SCALE_TABLE), n)
+    loc = rng.normal(0, 20, n)
+    symbols = np.rint(loc + rng.laplace(0, 1, n) * coding.SCALE_TABLE[index]).astype(np.int64)
+    by_scale, by_index = coding.ConditionalEncoder(), coding.ConditionalEncoder()
+    by_scale.encode(symbols, loc, coding.SCALE_TABLE[index])
+    by_index.encode(symbols, loc, scale_index=index)
+    data = by_index.finish()
+    assert data == by_scale.finish()
+    out = coding.ConditionalDecoder(data).decode(loc, scale_index=index)
+    np.testing.assert_array_equal(out, symbols)
+    with pytest.raises(ValueError, match="scale index"):
+        coding.ConditionalEncoder().encode(symbols[:3], loc[:3], scale_index=[0, 1, 999])

@@ -201,8 +201,9 @@ def _flat_float64(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class _Plan:
     """Snapped parameters of one conditional call, grouped by coded support (flat arrays ``[N]``)."""
 
-    def __init__(self, loc: np.ndarray, scale: np.ndarray, shape: tuple[int, ...]):
-        loc, scale = _flat_float64(loc, shape), _flat_float64(scale, shape)
+    def __init__(self, loc: np.ndarray, scale: np.ndarray | None, shape: tuple[int, ...],
+                 index: np.ndarray | None = None):
+        loc = _flat_float64(loc, shape)
         steps = np.clip(_finite("loc", loc), -MAX_ABS_LOC, MAX_ABS_LOC)
         steps *= 1.0 / MEAN_STEP  # exact: MEAN_STEP is a power of two
         np.rint(steps, out=steps)
@@ -211,7 +212,12 @@ class _Plan:
         np.floor(shift, out=shift)
         self.mean = (steps - shift * _MEAN_CELLS) * MEAN_STEP
         self.shift = shift.astype(np.int64)
-        index = scale_index(scale)
+        if index is None:
+            index = scale_index(_flat_float64(scale, shape))
+        else:
+            index = np.broadcast_to(np.asarray(index, np.int64), shape).reshape(-1)
+            if index.size and (index.min() < 0 or index.max() >= len(SCALE_TABLE)):
+                raise ValueError("scale index outside the scale table")
         self.scale = SCALE_TABLE[index]
         support = _SUPPORT_OF_SCALE[index]
         self.bound = SUPPORT_BOUNDS[support]
@@ -268,15 +274,18 @@ class ConditionalEncoder:
         self.family = family
         self._coder = constriction.stream.queue.RangeEncoder()
 
-    def encode(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> None:
+    def encode(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray | None = None, *,
+               scale_index: np.ndarray | None = None) -> None:
         """Encode integer ``symbols [...]`` under the family with per-symbol ``loc``/``scale``.
 
-        ``loc`` and ``scale`` (float, broadcastable to ``symbols.shape``) are snapped here.
+        ``loc`` and ``scale`` (float, broadcastable to ``symbols.shape``) are snapped here; or,
+        instead of ``scale``, ``scale_index``: integer indices into :data:`SCALE_TABLE` (what an
+        integer entropy model computes; skips the snapping of float scales).
         """
         symbols = np.asarray(symbols)
         if symbols.size == 0:
             return
-        plan = _Plan(loc, scale, symbols.shape)
+        plan = _Plan(loc, scale, symbols.shape, scale_index)
         residual = symbols.reshape(-1).astype(np.int64) - plan.shift
         clipped = np.clip(residual, -plan.bound, plan.bound)
         for bound, idx in plan.slices():
@@ -383,10 +392,13 @@ class ConditionalDecoder:
         except (ValueError, RuntimeError, OverflowError, AssertionError) as err:
             raise BitstreamError(f"corrupt range-coded payload: {err}") from None
 
-    def decode(self, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Decode ``loc.shape`` symbols with per-symbol ``loc``/``scale``; returns int32 ``[...]``."""
-        shape = np.broadcast_shapes(np.shape(loc), np.shape(scale))
-        plan = _Plan(loc, scale, shape)
+    def decode(self, loc: np.ndarray, scale: np.ndarray | None = None, *,
+               scale_index: np.ndarray | None = None) -> np.ndarray:
+        """Decode ``loc.shape`` symbols with per-symbol ``loc`` and ``scale`` (or ``scale_index``,
+        as in :meth:`ConditionalEncoder.encode`); returns int32 ``[...]``."""
+        shape = np.broadcast_shapes(np.shape(loc), np.shape(scale if scale_index is None
+                                                            else scale_index))
+        plan = _Plan(loc, scale, shape, scale_index)
         if plan.mean.size == 0:
             return np.zeros(shape, np.int32)
         residual = np.empty(plan.mean.shape, np.int64)

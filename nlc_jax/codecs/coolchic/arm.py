@@ -80,7 +80,14 @@ class IntArm:
         self._tiled: list[np.ndarray] | None = None
 
     def __call__(self, ctx: np.ndarray, scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """``ctx [m, n]`` integer latents → (loc ``[m]``, scale ``[m]``), as :func:`arm_int`.
+        """``ctx [m, n]`` integer latents → (loc ``[m]``, scale ``[m]``), as :func:`arm_int`."""
+        loc, index = self.coder_params(ctx, scaled)
+        return loc, SCALE_TABLE[index]
+
+    def coder_params(self, ctx: np.ndarray, scaled: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """``ctx [m, n]`` → (loc ``[m]`` float64, scale-table index ``[m]`` int64): what the
+        range coder takes (``scale_index=``), without a round trip through float scales.
 
         With ``scaled=True`` ``ctx`` already holds the input activations
         ``clip(latents · 2^ACT_BITS, ±ACT_LIMIT)`` (float64, see :func:`input_activations`); it
@@ -93,18 +100,18 @@ class IntArm:
         for (w, _), b in zip(self.layers[:self.n_hidden], biases, strict=False):
             acc = _layer(h, w, b, -2 * ACT_LIMIT, 2 * ACT_LIMIT)
             acc += h
-            h = np.clip(acc, 0.0, ACT_LIMIT, out=acc)
+            h = _clip(acc, 0.0, ACT_LIMIT)
         n = self.n_hidden
         out = _layer(h, self.layers[n][0], biases[n], -ACT_LIMIT)
         if len(self.layers) > n + 1:  # stabiliser: a second exact integer layer on the context
             out += _layer(x, self.layers[n + 1][0], biases[n + 1], -ACT_LIMIT)
-            np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
+            _clip(out, -ACT_LIMIT, ACT_LIMIT)
         # log2-scale in units of 2^-ACT_BITS → nearest table index (16 per octave), in integers.
         unit = 2 ** ACT_BITS // SCALE_STEPS_PER_OCTAVE
         idx = np.floor((out[:, 1] + unit // 2) * (1.0 / unit))
         idx -= (SCALE_MIN_LOG2 - LOG2_SCALE_SHIFT) * SCALE_STEPS_PER_OCTAVE
-        np.clip(idx, 0, len(SCALE_TABLE) - 1, out=idx)
-        return out[:, 0] * 2.0 ** -ACT_BITS, SCALE_TABLE[idx.astype(np.int64)]
+        _clip(idx, 0, len(SCALE_TABLE) - 1)
+        return out[:, 0] * 2.0 ** -ACT_BITS, idx.astype(np.int64)
 
     def _biases(self, m: int) -> list[np.ndarray]:
         """Each layer's bias repeated over ``m`` rows (a contiguous add is faster than a
@@ -118,7 +125,14 @@ def input_activations(latents: np.ndarray) -> np.ndarray:
     """Integer latents ``[...]`` → the ARM's input activations ``clip(latents · 2^ACT_BITS,
     ±ACT_LIMIT)`` (float64 ``[...]``, a new array)."""
     a = np.multiply(latents, 2.0 ** ACT_BITS, dtype=np.float64)
-    return np.clip(a, -ACT_LIMIT, ACT_LIMIT, out=a)
+    return _clip(a, -ACT_LIMIT, ACT_LIMIT)
+
+
+def _clip(a: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """``a`` clipped to ``[lower, upper]`` in place (two ufunc calls: ``np.clip``'s Python
+    dispatch costs more than the clipping of a decoder wavefront)."""
+    np.maximum(a, lower, out=a)
+    return np.minimum(a, upper, out=a)
 
 
 def _layer(a: np.ndarray, w: np.ndarray, b: np.ndarray, lower: float,
@@ -127,7 +141,7 @@ def _layer(a: np.ndarray, w: np.ndarray, b: np.ndarray, lower: float,
     acc = a @ w
     acc += b
     np.floor(acc, out=acc)
-    return np.clip(acc, lower, upper, out=acc)
+    return _clip(acc, lower, upper)
 
 
 def int_layer(a: np.ndarray, wb: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

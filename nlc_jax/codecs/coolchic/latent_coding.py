@@ -129,12 +129,14 @@ class _Layout:
     def _views(self, buf: np.ndarray):
         pad, pitch = self.pad, self.pitch
         for level, y0, x0, rows, cols, base in self.blocks:
-            block = buf[base:base + (rows + pad) * pitch].reshape(rows + pad, pitch)
+            block = buf[base:base + (rows + pad) * pitch]
+            block = block.reshape(rows + pad, pitch, *buf.shape[1:])
             yield level, y0, x0, block[pad:, pad:pad + cols]
 
     def fill(self, grids: list[np.ndarray]) -> np.ndarray:
-        """Flat buffer holding ``grids``."""
-        buf = np.zeros(self.size, np.float64)
+        """Flat buffer ``[size, ...]`` holding ``grids`` ``[h_i, w_i, ...]`` (any trailing
+        channel axes)."""
+        buf = np.zeros((self.size,) + np.shape(grids[0])[2:], np.float64)
         for level, y0, x0, view in self._views(buf):
             view[...] = grids[level][y0:y0 + view.shape[0], x0:x0 + view.shape[1]]
         return buf
@@ -161,9 +163,7 @@ def _extra(layout: _Layout, extra: list[np.ndarray] | None) -> np.ndarray | None
     """``[n_latents, C]`` extra context in the layout's coding order."""
     if extra is None:
         return None
-    c = extra[0].shape[-1]
-    return np.stack([layout.fill([e[..., j] for e in extra]) for j in range(c)],
-                    axis=-1)[layout.index]
+    return layout.fill(extra)[layout.index]
 
 
 def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, arm: IntArm,
@@ -179,15 +179,15 @@ def encode_latents(grids: list[np.ndarray], offsets: np.ndarray, arm: IntArm,
         symbols = buf[layout.index].astype(np.int64)
         acts = input_activations(buf)  # contexts are gathered as ARM input activations
         extra = _extra(layout, features(p, grids))
-        loc, scale = np.empty(len(symbols)), np.empty(len(symbols))
+        loc, index = np.empty(len(symbols)), np.empty(len(symbols), np.int64)
         for lo in range(0, len(symbols), _ENCODE_CHUNK):  # every context is known: big blocks
             hi = min(lo + _ENCODE_CHUNK, len(symbols))
             ctx = layout.context(acts, lo, hi)
             if extra is not None:
                 ctx = np.concatenate([ctx, extra[lo:hi]], axis=1)
-            loc[lo:hi], scale[lo:hi] = arm(ctx, scaled=True)
+            loc[lo:hi], index[lo:hi] = arm.coder_params(ctx, scaled=True)
         for lo, hi in zip(layout.starts[:-1], layout.starts[1:], strict=True):
-            enc.encode(symbols[lo:hi], loc[lo:hi], scale[lo:hi])
+            enc.encode(symbols[lo:hi], loc[lo:hi], scale_index=index[lo:hi])
     return enc.finish()
 
 
@@ -208,8 +208,8 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], offsets: np.ndarr
             ctx = layout.context(acts, lo, hi)
             if extra is not None:
                 ctx = np.concatenate([ctx, extra[lo:hi]], axis=1)
-            loc, scale = arm(ctx, scaled=True)
-            values[lo:hi] = dec.decode(loc, scale)
+            loc, index = arm.coder_params(ctx, scaled=True)
+            values[lo:hi] = dec.decode(loc, scale_index=index)
             acts[layout.index[lo:hi]] = input_activations(values[lo:hi])
         buf = np.zeros(layout.size, np.float64)
         buf[layout.index] = values

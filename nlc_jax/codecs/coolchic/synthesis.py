@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from nlc_jax.codecs.coolchic.arch import Arch
+
+STRIP_PIXELS = 16_384  # pixels per strip of the numpy decoder's 1×1 layers (L2-sized features)
 
 
 def _shift(x: Any, xp: Any, axis: int, pad: int) -> Any:
@@ -104,11 +108,22 @@ def upsample(latents: list, ups: dict, xp: Any, masks: list | None = None) -> An
 def conv(x: Any, w: Any, b: Any, xp: Any) -> Any:
     """``[H, W, Cin]`` → ``[H, W, Cout]`` zero-padded convolution, ``w`` ``[k, k, Cin, Cout]``.
 
-    A k×k kernel is one matmul over the ``k²·Cin`` shifted inputs (im2col): with the few
+    jax: a k×k kernel is one matmul over the ``k²·Cin`` shifted inputs (im2col): with the few
     channels of a synthesis that is 4× faster on CPU (XLA) than ``k²`` matmuls of depth ``Cin``.
+    numpy (the decoder): the ``k²`` shifted matmuls accumulated into one output buffer, which
+    never builds the ``k²``-wide copy of the image (8× faster at 768×512, 3 channels).
     """
     k = w.shape[0]
     h, wd, cin = x.shape
+    if k > 1 and xp is np:
+        r = k // 2
+        p = np.pad(x, ((r, r), (r, r), (0, 0)))
+        out = np.empty((h, wd, w.shape[-1]), np.result_type(x, w))
+        out[...] = b
+        for dy in range(k):
+            for dx in range(k):
+                out += p[dy:dy + h, dx:dx + wd] @ w[dy, dx]
+        return out
     if k > 1:
         r = k // 2
         p = xp.pad(x, ((r, r), (r, r), (0, 0)))
@@ -120,19 +135,52 @@ def conv(x: Any, w: Any, b: Any, xp: Any) -> Any:
     return out.reshape(h, wd, -1)
 
 
+def _pointwise_numpy(x: np.ndarray, params: dict, layers: tuple, first: int) -> np.ndarray:
+    """numpy: consecutive 1×1 layers ``first, first + 1, …`` of ``layers`` on ``[H, W, Cin]``,
+    run strip by strip (:data:`STRIP_PIXELS` pixels) so the wide hidden features stay in cache
+    instead of making image-sized buffers (3× faster for hop's 48 channels at 768×512). Each
+    pixel's arithmetic is the same as in one whole-image pass."""
+    h, wd, cin = x.shape
+    flat = x.reshape(h * wd, cin)
+    last = first
+    while last < len(layers) and layers[last].kernel == 1:
+        last += 1
+    pieces = []
+    for lo in range(0, h * wd, STRIP_PIXELS):
+        y = flat[lo:lo + STRIP_PIXELS]
+        for i in range(first, last):
+            p = params[f"l{i}"]
+            z = y @ p["w"].reshape(p["w"].shape[-2:])
+            z += p["b"]
+            if layers[i].residual:
+                z += y
+            if layers[i].relu:
+                np.maximum(z, 0, out=z)
+            y = z
+        pieces.append(y)
+    return np.concatenate(pieces).reshape(h, wd, -1)
+
+
 def apply_layers(x: Any, params: dict, layers: tuple, xp: Any, mask: Any = None) -> Any:
     """A stack of ``<out>-<k>-<linear|residual>-<relu|none>`` layers on ``[H, W, Cin]``.
 
     ``params["l<i>"]`` holds layer ``i``'s ``w`` ``[k, k, Cin, Cout]`` and ``b``; ``mask``
     ``[H, W]`` zeroes the input of every 3×3 layer outside the valid region (padded buckets).
     """
-    for i, layer in enumerate(layers):
-        p = params[f"l{i}"]
+    i = 0
+    while i < len(layers):
+        if xp is np and layers[i].kernel == 1:
+            x = _pointwise_numpy(x, params, layers, i)
+            while i < len(layers) and layers[i].kernel == 1:
+                i += 1
+            continue
+        layer, p = layers[i], params[f"l{i}"]
         inp = x * mask[..., None] if (mask is not None and layer.kernel > 1) else x
         y = conv(inp, p["w"], p["b"], xp)
         if layer.residual:
             y = x + y
         x = xp.maximum(y, 0) if layer.relu else y
+        i += 1
     return x
 
 
