@@ -62,6 +62,7 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     c.model.arm_stabiliser = True      # parallel linear branch in the ARM
     c.model.synthesis = synthesis      # "<out>-<kernel>-<linear|residual>-<relu|none>"
     c.model.synthesis_stabiliser = True  # parallel 1×1 linear branch in the synthesis
+    c.model.edge_padding = False       # upsampling and 3×3 layers replicate edges (Cool-chic)
     c.model.encoder_gain = 0.0         # latent = round(gain · parameter); 0: 16, 20 or 24 by λ
 
     c.recipe = config_dict.ConfigDict()

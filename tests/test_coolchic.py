@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,10 +100,12 @@ def test_protocol_and_registry():
         registry.decoder("nonexistent")
 
 
-def test_padded_bucket_matches_true_size():
-    """Masking padded grids makes the valid region equal to the decoder's true-size result
-    (and the jax convolutions equal the decoder's numpy polyphase sums)."""
-    arch = Arch.from_config(get_config("mop").model)
+@pytest.mark.parametrize("edge", [False, True])
+def test_padded_bucket_matches_true_size(edge):
+    """Masking padded grids (or, with edge padding, repeating their last valid row and column)
+    makes the valid region equal to the decoder's true-size result (and the jax convolutions
+    equal the decoder's numpy polyphase sums)."""
+    arch = dataclasses.replace(Arch.from_config(get_config("mop").model), edge_padding=edge)
     nets = init_networks(jax.random.key(0), arch)
     keys = iter(jax.random.split(jax.random.key(1), 64))
     nets = jax.tree_util.tree_map(lambda a: a + 0.2 * jax.random.normal(next(keys), a.shape),
@@ -115,20 +119,22 @@ def test_padded_bucket_matches_true_size():
     masks = [jnp.asarray(mask[::2 ** i, ::2 ** i]) for i in range(arch.n_levels)]
     bucket = jax.jit(lambda nets, lat: synthesize(
         upsample([z * m for z, m in zip(lat, masks, strict=True)], nets["upsampling"], jnp,
-                 masks),
+                 masks, edge),
         nets["synthesis"], arch, jnp, jnp.asarray(mask)))(nets, [jnp.asarray(z) for z in lat])
     nets_np = jax.tree_util.tree_map(np.asarray, nets)
     true = synthesize(upsample([z[:level_shape(h, w, i)[0], :level_shape(h, w, i)[1]]
-                                for i, z in enumerate(lat)], nets_np["upsampling"], np),
+                                for i, z in enumerate(lat)], nets_np["upsampling"], np,
+                               edge=edge),
                       nets_np["synthesis"], arch, np)
     assert true.shape == (h, w, 3)
     np.testing.assert_allclose(np.asarray(bucket)[:h, :w], true, atol=1e-5)
 
 
-def test_numpy_synthesis_in_strips_matches_jax():
+@pytest.mark.parametrize("edge", [False, True])
+def test_numpy_synthesis_in_strips_matches_jax(edge):
     """The decoder's numpy synthesis (1×1 layers strip by strip, 3×3 layers as shifted
     matmuls) computes what the jax synthesis computes on an image of several strips."""
-    arch = Arch.from_config(get_config("hop").model)
+    arch = dataclasses.replace(Arch.from_config(get_config("hop").model), edge_padding=edge)
     nets = init_networks(jax.random.key(2), arch)
     keys = iter(jax.random.split(jax.random.key(3), 64))
     nets = jax.tree_util.tree_map(lambda a: a + 0.2 * jax.random.normal(next(keys), a.shape),
@@ -409,6 +415,27 @@ def test_older_header_versions_are_refused_clearly(old_version):
     old = write_container("coolchic", c.height, c.width, c.channels, c.bit_depth, sections)
     with pytest.raises(BitstreamError, match=f"version {old_version} is not supported"):
         registry.decode_bytes(old)
+
+
+@pytest.mark.parametrize("edge", [False, True])
+def test_version_4_files_still_decode(edge):
+    """Version 5 added only the edge-padding flag: a version-4 header (which never sets it)
+    decodes as before, and a version-4 header claiming it is refused."""
+    config = get_config("fast")
+    config.model.edge_padding = edge
+    codec = CoolChic(config)
+    image = smooth_image(9, 11, seed=3)
+    result = codec.finalize(random_params(codec, 9, 11, seed=7), codec.prepare_target(image),
+                            image, 1e-3)
+    c = read_container(result.data)
+    sections = [(s.type, bytes([4]) + s.payload[1:]
+                 if s.type == SectionType.HEADER else s.payload) for s in c.sections]
+    old = write_container("coolchic", c.height, c.width, c.channels, c.bit_depth, sections)
+    if edge:
+        with pytest.raises(BitstreamError, match="invalid flags"):
+            registry.decode_bytes(old)
+    else:
+        np.testing.assert_array_equal(registry.decode_bytes(old), result.reconstruction)
 
 
 def test_step_search_keeps_small_biases():

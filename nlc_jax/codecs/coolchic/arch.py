@@ -14,7 +14,9 @@ without its config):
 * a learned upsampling (per level a symmetric 8-tap 2× transposed kernel initialised to bicubic
   and a symmetric 7-tap pre-concatenation smoothing initialised to identity);
 * a synthesis of 1×1 / 3×3 layers, plus (``synthesis_stabiliser``) a parallel 1×1 linear layer
-  on the upsampled features.
+  on the upsampled features;
+* boundaries: zero padding, or (``edge_padding``, Cool-chic's choice) edge samples replicated by
+  the 2× upsampling and the 3×3 synthesis layers.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Arch:
     ifce_features: int = 0         # IFCE outputs appended to the ARM context
     arm_stabiliser: bool = False   # parallel linear branch in the ARM
     synthesis_stabiliser: bool = False  # parallel 1×1 linear branch in the synthesis
+    edge_padding: bool = False     # 2× upsampling and 3×3 synthesis layers replicate edges
 
     def __post_init__(self):
         if not 1 <= self.n_levels <= 12:
@@ -149,7 +152,8 @@ class Arch:
                    int(model.get("out_channels", 3)), int(model.get("n_hyper", 0)),
                    int(model.get("hyper_start", 0)), int(model.get("ifce_levels", 0)),
                    int(model.get("ifce_features", 0)), bool(model.get("arm_stabiliser", False)),
-                   bool(model.get("synthesis_stabiliser", False)))
+                   bool(model.get("synthesis_stabiliser", False)),
+                   bool(model.get("edge_padding", False)))
 
 
 def write_layers(w: ByteWriter, layers: tuple[Layer, ...]) -> None:

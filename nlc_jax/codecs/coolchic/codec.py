@@ -59,9 +59,11 @@ from nlc_jax.entropy.quantization import quantize
 from nlc_jax.metrics.psnr import psnr
 
 NETWORKS = ("arm", "ifce", "upsampling", "synthesis")  # "ifce" only with inter-feature contexts
-# 4: hyper-latents, IFCE, stabilisers, ARM relu(x + Wx + b) and log2-scale shift;
+# 5: edge padding (flag bit 2); 4: hyper-latents, IFCE, stabilisers, ARM relu(x + Wx + b) and
+# log2-scale shift (read by this decoder too: its files never set bit 2);
 # 3: latents in 64×64 tiles (latent_coding.TILE); 2: 32×32 tiles; 1: 64-row stripes
-HEADER_VERSION = 4
+HEADER_VERSION = 5
+_READABLE_VERSIONS = (4, 5)
 
 
 def encoder_gain(lmbda, fixed: float = 0.0):
@@ -88,7 +90,8 @@ def synthesize_numpy(grids: list[np.ndarray], nets: dict, arch: Arch) -> np.ndar
     """
     nets = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), nets)
     latents = grids[:arch.n_levels]
-    feats = upsample([np.asarray(z, np.float32) for z in latents], nets["upsampling"], np)
+    feats = upsample([np.asarray(z, np.float32) for z in latents], nets["upsampling"], np,
+                     edge=arch.edge_padding)
     return synthesize(feats, nets["synthesis"], arch, np)
 
 
@@ -102,7 +105,8 @@ def _write_header(arch: Arch) -> bytes:
     w.uvarint(arch.n_levels).uvarint(arch.arm_context).uvarint(arch.arm_hidden_layers)
     w.uvarint(arch.n_hyper).uvarint(arch.hyper_start)
     w.uvarint(arch.ifce_levels).uvarint(arch.ifce_features)
-    w.fixed("u8", int(arch.arm_stabiliser) | int(arch.synthesis_stabiliser) << 1)
+    w.fixed("u8", int(arch.arm_stabiliser) | int(arch.synthesis_stabiliser) << 1
+            | int(arch.edge_padding) << 2)
     write_layers(w, arch.synthesis)
     return w.getvalue()
 
@@ -110,21 +114,22 @@ def _write_header(arch: Arch) -> bytes:
 def _read_header(data: bytes, out_channels: int = 3) -> Arch:
     r = ByteReader(data, "coolchic header")
     version = r.fixed("u8")
-    if version != HEADER_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise BitstreamError(f"coolchic header version {version} is not supported (this decoder "
-                             f"reads version {HEADER_VERSION}; versions 1 to 3 came before the "
-                             "hyper-latents and IFCE: re-encode them)")
+                             f"reads versions 4 and {HEADER_VERSION}; versions 1 to 3 came before "
+                             "the hyper-latents and IFCE: re-encode them)")
     n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
     n_hyper, hyper_start = r.uvarint(64), r.uvarint(64)
     ifce_levels, ifce_features = r.uvarint(64), r.uvarint(64)
     flags = r.fixed("u8")
-    if flags > 3:
+    if flags > (7 if version >= 5 else 3):
         raise BitstreamError("coolchic header: invalid flags")
     layers = read_layers(r)
     r.expect_end()
     try:
         arch = Arch(n_levels, ctx, hidden, layers, out_channels, n_hyper, hyper_start,
-                    ifce_levels, ifce_features, bool(flags & 1), bool(flags & 2))
+                    ifce_levels, ifce_features, bool(flags & 1), bool(flags & 2),
+                    bool(flags & 4))
     except ArchError as err:
         raise BitstreamError(f"coolchic header: {err}") from None
     if n_hyper and not hyper_start:
@@ -201,7 +206,7 @@ class CoolChic(recipe.RecipeMixin):
         valid = jnp.concatenate([m.reshape(-1) for m in masks])
         total_bits = latent_bits(ctx, values, params["arm"], arch, valid)
         latents, n = grids[:arch.n_levels], arch.n_levels
-        feats = upsample(latents, params["upsampling"], jnp, masks[:n])
+        feats = upsample(latents, params["upsampling"], jnp, masks[:n], arch.edge_padding)
         x = synthesize(feats, params["synthesis"], arch, jnp, mask)
         n_pixels = jnp.maximum(jnp.sum(mask), 1.0)
         mse = self._distortion(x, target, mask)
@@ -292,7 +297,8 @@ class CoolChic(recipe.RecipeMixin):
                 return self._distortion(synthesize(feats, syn, arch, jnp), target, mask)
             fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
                 jax.vmap(distortion, in_axes=(0, None, None, None))))
-            feats = upsample(coded[:arch.n_levels], weights["upsampling"], jnp)
+            feats = upsample(coded[:arch.n_levels], weights["upsampling"], jnp,
+                             edge=arch.edge_padding)
             return lambda stacked: fn(stacked, feats, target, mask)
         if module == "arm":
             def rate(arm, ctx, values, scale):
