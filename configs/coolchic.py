@@ -12,7 +12,7 @@ Presets:
 overridden on the command line, e.g. ``--config.lmbda=0.004 --config.recipe.n_itr=2000``; the
 pre-5.0 design is ``--config.model.n_hyper=0 --config.model.ifce_levels=0
 --config.model.arm_stabiliser=False --config.model.synthesis_stabiliser=False
---config.recipe.optimizer=adam`` (see ``docs/coolchic.md`` for what each part buys).
+--config.recipe.optimizer=adam --config.model.edge_padding=False`` (see ``docs/coolchic.md`` for what each part buys).
 """
 
 from ml_collections import config_dict
@@ -62,7 +62,7 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     c.model.arm_stabiliser = True      # parallel linear branch in the ARM
     c.model.synthesis = synthesis      # "<out>-<kernel>-<linear|residual>-<relu|none>"
     c.model.synthesis_stabiliser = True  # parallel 1×1 linear branch in the synthesis
-    c.model.edge_padding = False       # upsampling and 3×3 layers replicate edges (Cool-chic)
+    c.model.edge_padding = True        # upsampling and 3×3 layers replicate edges (Cool-chic)
     c.model.encoder_gain = 0.0         # latent = round(gain · parameter); 0: 16, 20 or 24 by λ
 
     c.recipe = config_dict.ConfigDict()
