@@ -12,7 +12,8 @@ Presets:
 overridden on the command line, e.g. ``--config.lmbda=0.004 --config.recipe.n_itr=2000``; the
 pre-5.0 design is ``--config.model.n_hyper=0 --config.model.ifce_levels=0
 --config.model.arm_stabiliser=False --config.model.synthesis_stabiliser=False
---config.recipe.optimizer=adam --config.model.edge_padding=False`` (see ``docs/coolchic.md`` for what each part buys).
+--config.recipe.optimizer=adam --config.model.edge_padding=False`` (see ``docs/coolchic.md``
+for what each part buys).
 """
 
 from ml_collections import config_dict
