@@ -90,6 +90,40 @@ def hlo_kernels(hlo_text: str) -> Counter:
     return ops
 
 
+_BYTES = {"f32": 4, "s32": 4, "u32": 4, "f16": 2, "bf16": 2, "pred": 1, "s8": 1, "u8": 1,
+          "f64": 8, "s64": 8, "u64": 8}
+
+
+def top_writers(hlo_text: str, n: int = 12) -> list[dict]:
+    """The ENTRY instructions that write the most bytes, grouped by the JAX operation they come
+    from (``metadata op_name``, wrappers such as ``jit``/``vmap``/``jvp`` removed) and the
+    source line: ``[{"op", "source", "bytes", "instructions"}]``, largest first."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    in_entry = False
+    for line in hlo_text.splitlines():
+        if line.startswith("ENTRY "):
+            in_entry = True
+            continue
+        if in_entry and line.startswith("}"):
+            break
+        m = re.match(r"\s*(?:ROOT )?%?[\w.\-]+ = (.*?)\s([a-z][\w\-]*)\(", line) if in_entry else None
+        if not m or m.group(2) in FREE_OPS:
+            continue
+        size = sum(_BYTES.get(dt, 4) * math.prod(int(d) for d in dims.split(",") if d)
+                   for dt, dims in re.findall(r"([a-z]+\d*)\[([\d,]*)\]", m.group(1)))
+        name = re.search(r'op_name="([^"]*)"', line)
+        src = re.search(r'source_file="([^"]*)" source_line=(\d+)', line)
+        op = "/".join(x for x in (name.group(1) if name else m.group(2)).split("/")
+                      if not re.match(r"(jit|vmap|jvp|transpose|pjit|checkpoint)\(", x))
+        where = f"{Path(src.group(1)).name}:{src.group(2)}" if src else ""
+        entry = groups.setdefault((op, where), [0, 0])
+        entry[0] += size
+        entry[1] += 1
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:n]
+    return [{"op": op, "source": where, "bytes": b, "instructions": k}
+            for (op, where), (b, k) in ranked]
+
+
 def fused_kinds(hlo_text: str) -> Counter:
     """What the fusions of an optimised CPU module hold: ``Counter`` of the opcodes that lead
     their fused computations (``convolution``, ``dot``, ``reduce``, … or ``elementwise``)."""
@@ -135,6 +169,8 @@ def analyse(codec, shape: tuple[int, int], batch: int) -> dict:
     return {"batch": batch, "compile_s": compile_s, **_cost(compiled),
             "kernels": int(sum(kernels.values())), "kernel_ops": dict(kernels.most_common()),
             "fusion_kinds": dict(fused_kinds(text).most_common()),
+            "written_bytes": sum(w["bytes"] for w in top_writers(text, 10 ** 6)),
+            "top_writers": top_writers(text) if batch == 1 else None,
             "gpu_lowering": gpu_lowering(step, args) if batch == 1 else None}
 
 
