@@ -133,8 +133,9 @@ def test_killed_worker_leaves_no_partial_file_and_a_rerun_completes(tmp_path):
     deadline = time.monotonic() + 900
     while proc.poll() is None and time.monotonic() < deadline:
         if killed is None and list(out.glob("*.nlc")):
-            workers = [p for p in _descendants(proc.pid) if "sdk_worker" in _cmdline(p)
-                       or "worker_pool" in _cmdline(p)] or _descendants(proc.pid)
+            # the SDK worker processes themselves, not the shells that started them
+            workers = [p for p in _descendants(proc.pid) if "sdk_worker_main" in _cmdline(p)
+                       and not _cmdline(p).startswith(("/bin/sh", "sh "))]
             if workers:
                 killed = workers[-1]
                 os.kill(killed, signal.SIGKILL)
@@ -145,7 +146,8 @@ def test_killed_worker_leaves_no_partial_file_and_a_rerun_completes(tmp_path):
     for name in first:  # whatever the kill interrupted, every visible file is complete
         assert registry.decode_bytes((out / name).read_bytes()).shape == (48, 64, 3)
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
+    assert rerun.returncode == 1, rerun.stdout[-2000:] + rerun.stderr[-3000:]  # broken.png
+    assert "broken.png" in (out / ERRORS).read_text()
     expected = {f"im{i}_lmbda{lm:g}.nlc" for i in range(6) for lm in LMBDAS}
     assert {p.name for p in out.glob("*.nlc")} == expected
     rows = ResultsTable(out / TABLE).rows()
@@ -154,3 +156,16 @@ def test_killed_worker_leaves_no_partial_file_and_a_rerun_completes(tmp_path):
     assert len(rows) == len(expected)
     for name in expected:
         assert registry.decode_bytes((out / name).read_bytes()).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "configs/coolchic.py:nope"], "unknown coolchic preset"),
+    (["--config", "configs/coolchic.py:fast", "--batch_size", "0"], "--batch_size must be >= 1"),
+    (["--config", "configs/coolchic.py:fast", "--input", "/nonexistent/*.png"], "/nonexistent"),
+])
+def test_bad_flags_fail_in_one_line(tmp_path, args, message):
+    argv = ["--input", str(tmp_path), "--output", str(tmp_path / "out"), *args]
+    proc = subprocess.run([sys.executable, "-m", "nlc_jax.fit.beam_runner", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    lines = [x for x in proc.stderr.splitlines() if not x.startswith("WARNING:root")]
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr

@@ -36,8 +36,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+try:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+except ImportError:
+    if __name__ == "__main__":
+        print("beam_runner: error: apache-beam is not installed (pip install 'nlc_jax[beam]')",
+              file=sys.stderr)
+        sys.exit(2)
+    raise
 
 from nlc_jax.data.datasets import ImageSource, open_inputs
 from nlc_jax.data.files import atomic_write_bytes
