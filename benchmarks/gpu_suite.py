@@ -35,7 +35,8 @@ a run killed by its time limit still leaves what it measured):
     says it fits in the time left.
 
 Writes ``gpu_suite.json``, ``gpu_suite.md`` (the tables) and the tars into ``--out``.
-Without ``--dry`` it refuses to run on a CPU backend (one line, exit 2).
+A section that fails is recorded under ``skipped`` with its error and the others still run
+(exit status 1). Without ``--dry`` it refuses to run on a CPU backend (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 if "--dry" in sys.argv or "--verify" in sys.argv:
@@ -580,27 +582,42 @@ def main(argv: list[str] | None = None) -> int:
             ("autoencoders", None, 0.7), ("clric", None, 0.8), ("files", "hop", 0.9)]
     runs: dict[str, list[dict]] = {}
     finalize: dict[str, float | None] = {}
+    failed = []
+
+    def guarded(what: str, fn, *fn_args):
+        """Run one section; an error is recorded (and its traceback printed) and the suite
+        goes on: a device lease is too short to lose the other sections to one failure."""
+        try:
+            return fn(*fn_args)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            failed.append(what)
+            suite.skip(what, f"error: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            return None
+
     for section, preset, share in plan:
         if section not in wanted or (preset is not None and preset not in presets):
             continue
+        what = f"{section} {preset or ''}".strip()
         if section == "throughput":
-            runs[preset] = run_throughput(suite, image, name, preset,
-                                          coolchic_codec(preset, dry=args.dry), batches, share)
+            runs[preset] = guarded(what, lambda p=preset, s=share: run_throughput(
+                suite, image, name, p, coolchic_codec(p, dry=args.dry), batches, s)) or []
         elif section == "files":
-            finalize[preset] = run_files(suite, images, preset, share)
+            finalize[preset] = guarded(what, run_files, suite, images, preset, share)
         elif section == "autoencoders":
-            run_autoencoders(suite, share)
+            guarded(what, run_autoencoders, suite, share)
         else:
-            run_clric(suite, image, name, share)
+            guarded(what, run_clric, suite, image, name, share)
     target = presets[-1]  # hop; fast in --dry
     proj = None
     if runs.get(target):
-        proj = run_projection(suite, target, runs[target], images, finalize.get(target))
+        proj = guarded("projection", run_projection, suite, target, runs[target], images,
+                       finalize.get(target))
     if "kodak_full" in wanted:
-        run_kodak_full(suite, proj, 1.0)
+        guarded("kodak_full", run_kodak_full, suite, proj, 1.0)
     suite.save()
     print(tables(suite.results))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
