@@ -37,11 +37,12 @@ WEIGHTS = ROOT.parent / "shared" / "weights"
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def build(model: str, dtype):
-    """``(fns, params, source)`` for ``taef2`` or ``sd``."""
+def build(model: str, dtype, weights_dir: Path = WEIGHTS):
+    """``(fns, params, source)`` for ``taef2`` (weights from ``weights_dir`` when there) or
+    ``sd``."""
     if model == "taef2":
-        if (WEIGHTS / "taef2_encoder.pth").is_file():
-            fns, params = load("taef2", dtype=dtype, weights_dir=WEIGHTS)
+        if (weights_dir / "taef2_encoder.pth").is_file():
+            fns, params = load("taef2", dtype=dtype, weights_dir=weights_dir)
             return fns, params, "shared weights"
         cfg = TAE_VARIANTS["taef2"]
         key = jax.random.PRNGKey(0)

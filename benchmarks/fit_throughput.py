@@ -23,13 +23,11 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,43 +39,8 @@ import coolchic as coolchic_configs  # noqa: E402
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import Arch, mac_per_pixel  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
-from nlc_jax.fit import Engine, FitOptions, make_mesh  # noqa: E402
-
-
-def recipe_image_steps(engine: Engine) -> int:
-    """Candidate-weighted optimisation steps of one image's full recipe."""
-    return sum(p.steps * engine.candidates_in_phase(i) for i, p in enumerate(engine.phases))
-
-
-def measure(codec, image: np.ndarray, batch: int, steps: int, mesh, mode: str) -> dict:
-    engine = Engine(codec, mesh, FitOptions(chunk_steps=steps, batch_mode=mode))
-    main = next(i for i, p in enumerate(engine.phases) if p.name == "main")
-    target = codec.prepare_target(image)
-    targets = engine.put(np.stack([target] * batch))
-    masks = engine.put(np.ones((batch, *target.shape[:2]), np.float32))
-    lmbdas = engine.put(np.full((batch,), 1e-3, np.float32))
-    seeds = engine.put(np.arange(batch, dtype=np.uint32))
-    state = engine.init_state(main, targets, masks, lmbdas, seeds)
-    fn = engine._chunk_fn(main, tuple(target.shape))
-    t0 = time.perf_counter()
-    compiled = fn.lower(state, targets, masks, lmbdas, jnp.int32(0), jnp.int32(steps)).compile()
-    compile_s = time.perf_counter() - t0
-    mem = compiled.memory_analysis()
-    mem_bytes = None
-    if mem is not None:
-        mem_bytes = (mem.argument_size_in_bytes + mem.temp_size_in_bytes
-                     + mem.output_size_in_bytes - mem.alias_size_in_bytes)
-    state = compiled(state, targets, masks, lmbdas, jnp.int32(0), jnp.int32(steps))  # warm-up
-    jax.block_until_ready(state)
-    t0 = time.perf_counter()
-    state = compiled(state, targets, masks, lmbdas, jnp.int32(0), jnp.int32(steps))
-    jax.block_until_ready(state)
-    seconds = time.perf_counter() - t0
-    image_steps = batch * steps / seconds
-    return {"batch": batch, "steps": steps, "seconds": seconds, "compile_s": compile_s,
-            "image_steps_per_s": image_steps,
-            "images_per_hour": image_steps * 3600.0 / recipe_image_steps(engine),
-            "memory_per_fit_mib": None if mem_bytes is None else mem_bytes / batch / 2 ** 20}
+from nlc_jax.fit import make_mesh  # noqa: E402
+from nlc_jax.fit.throughput import is_out_of_memory, time_main_chunk  # noqa: E402
 
 
 def main() -> None:
@@ -117,9 +80,9 @@ def main() -> None:
             if batch % mesh.size:
                 continue
             try:
-                run = measure(codec, image, batch, args.steps, mesh, args.batch_mode)
+                run = time_main_chunk(codec, image, batch, args.steps, mesh, args.batch_mode)
             except Exception as e:  # XlaRuntimeError RESOURCE_EXHAUSTED: stop growing
-                if "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower():
+                if is_out_of_memory(e):
                     print(f"{preset:6} {batch:>4} out of memory")
                     break
                 raise

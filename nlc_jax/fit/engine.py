@@ -203,12 +203,16 @@ class Engine:
         batched = jax.vmap(one)
         return self._compile(("init", phase_index, target_shape, k), batched, 4, 0, 1)
 
-    def _chunk_fn(self, phase_index: int, target_shape: tuple[int, int, int]) -> Callable:
-        """``n`` steps of a phase, then evaluation, best-iterate tracking, early stopping and
-        restarts of diverged fits: one compiled call."""
+    def batched_step_fns(self, phase_index: int,
+                         target_shape: tuple[int, int, int]) -> tuple[Callable, Callable]:
+        """The uncompiled batched pieces of a chunk of phase ``phase_index``:
+        ``step(state, targets, masks, lmbdas, progress) -> state`` (one optimisation step of
+        every fit and candidate) and ``evaluate(state, targets, masks, lmbdas, chunk_len) ->
+        state`` (hard-quantised evaluation, best iterate, early stopping, restarts); ``state``
+        leaves ``[B, K, ...]``, targets ``[B, H, W, C]``, masks ``[B, H, W]``, lmbdas ``[B]``.
+        The roofline benchmark compiles them one by one."""
         codec, phase = self.codec, self.phases[phase_index]
         opt = codec.optimizer(phase)
-        total = float(max(phase.steps, 1))
         patience, max_restarts = self.options.patience, self.options.max_restarts
 
         def step(state: FitState, target, mask, lmbda, progress) -> FitState:
@@ -247,8 +251,13 @@ class Engine:
                 restarts=state.restarts + diverged.astype(jnp.int32))
 
         mode = self.options.batch_mode
-        vstep = _over_fits(step, 1, 1, mode)
-        veval = _over_fits(evaluate, 1, 1, mode)
+        return _over_fits(step, 1, 1, mode), _over_fits(evaluate, 1, 1, mode)
+
+    def _chunk_fn(self, phase_index: int, target_shape: tuple[int, int, int]) -> Callable:
+        """``n`` steps of a phase, then evaluation, best-iterate tracking, early stopping and
+        restarts of diverged fits: one compiled call."""
+        vstep, veval = self.batched_step_fns(phase_index, target_shape)
+        total = float(max(self.phases[phase_index].steps, 1))
 
         def chunk(state, targets, masks, lmbdas, start, n):
             state = state._replace(chunk_nan=jnp.zeros_like(state.chunk_nan))
@@ -259,6 +268,7 @@ class Engine:
             return veval(state, targets, masks, lmbdas, n)
 
         # Phases the codec declares equivalent (e.g. the two warm-ups) share one compiled chunk.
+        codec, phase = self.codec, self.phases[phase_index]
         same = codec.phase_key(phase) if hasattr(codec, "phase_key") else phase_index
         return self._compile(("chunk", same, target_shape), chunk, 4, 2, 1,
                              donate=(0,))
