@@ -55,18 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     print(f"{'codec':13} {'checksum':15} {'files':>7} " + " ".join(f"{o:>8}" for o in OUTCOMES)
           + f" {'max s':>6} {'max MiB':>7}")
-    for codec in codecs:
-        tally = run_campaign(args.corpus, codec, args.count, seed=args.seed, sweep=args.sweep,
-                             limits=limits, budget_s=args.budget_s, failures_dir=failures)
+    tallies = run_campaign(args.corpus, codecs, args.count, seed=args.seed, sweep=args.sweep,
+                           limits=limits, budget_s=args.budget_s, failures_dir=failures)
+    for tally in tallies:
         results.append(tally.as_json())
         for mode in CRC_MODES.values():
             counts = tally.by(mode)
-            print(f"{codec:13} {mode:15} {sum(counts.values()):7d} "
+            print(f"{tally.codec:13} {mode:15} {sum(counts.values()):7d} "
                   + " ".join(f"{counts[o]:8d}" for o in OUTCOMES)
                   + f" {tally.max_decode_s:6.2f} {tally.max_memory_mib:7.1f}")
         for failure in tally.failures:
             print(f"  FAILED {failure}")
-        sys.stdout.flush()
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
             "count": args.count, "budget_s": args.budget_s, "sweep": args.sweep,
             "seed": args.seed, "limits": {"seconds": limits.seconds,

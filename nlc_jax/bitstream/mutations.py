@@ -179,7 +179,7 @@ def _sections(data: bytes, rng: np.random.Generator, recompute_crc: bool) -> byt
         i, j = rng.choice(n, 2, replace=False)
         payloads = [p for _, p in sections]
         payloads[i], payloads[j] = payloads[j], payloads[i]
-        sections = [(t, p) for (t, _), p in zip(sections, payloads)]
+        sections = [(t, p) for (t, _), p in zip(sections, payloads, strict=True)]
     return _seal(_assemble(prefix, sections), data[-4:], recompute_crc)
 
 

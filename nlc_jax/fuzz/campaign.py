@@ -26,7 +26,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -217,47 +217,56 @@ class Tally:
                 "seconds": self.seconds}
 
 
-def run_campaign(corpus: str | Path, codec: str, count: int, *, seed: int = 0,
-                 sweep: bool = False, limits: Limits = Limits(), budget_s: float | None = None,
-                 failures_dir: str | Path | None = None, max_failures: int = 20) -> Tally:
-    """Fuzz codec ``codec``'s sample ``<corpus>/<codec>.nlc``: ``count`` random mutations (and
-    with ``sweep`` its truncations at every length), stopping early after ``budget_s`` seconds.
-
-    Failing files are saved to ``failures_dir`` (when given) and listed, up to ``max_failures``.
-    """
-    corpus = Path(corpus)
+def _fuzz_codec(worker: Worker, corpus: Path, codec: str, count: int, seed: int, sweep: bool,
+                budget_s: float | None, failures_dir: Path | None, max_failures: int) -> Tally:
     data = (corpus / f"{codec}.nlc").read_bytes()
     reference = image_digest(np.load(corpus / f"{codec}.npy"))
-    log = Path(failures_dir or corpus) / f"worker-{codec}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    worker = Worker(corpus, limits, log, warmup=[data])
     tally = Tally(codec)
-    start = time.monotonic()
-    try:
-        for i, (kind, recompute, mutated) in enumerate(mutations(data, count, seed, sweep)):
-            if budget_s is not None and time.monotonic() - start > budget_s:
-                break
-            if mutated == data:
-                tally.counts[CRC_MODES[recompute], kind, "identity"] += 1
-                continue
-            answer = worker.decode(mutated)
-            outcome = classify(answer, reference, recompute)
-            tally.counts[CRC_MODES[recompute], kind, outcome] += 1
-            tally.max_decode_s = max(tally.max_decode_s, answer.get("seconds", 0.0))
-            if worker.baseline_kb and "maxrss_kb" in answer:
-                tally.max_memory_mib = max(
-                    tally.max_memory_mib, (answer["maxrss_kb"] - worker.baseline_kb) / 1024)
-            if outcome in FAILURES and len(tally.failures) < max_failures:
-                record = {"index": i, "kind": kind, "crc": CRC_MODES[recompute],
-                          "outcome": outcome, "type": answer.get("type", ""),
-                          "message": answer.get("message", "")}
-                if failures_dir is not None:
-                    path = Path(failures_dir) / f"{codec}-{i}-{kind}-{CRC_MODES[recompute]}.nlc"
-                    path.write_bytes(mutated)
-                    record["file"] = str(path)
-                tally.failures.append(record)
-    finally:
-        worker.close()
-    tally.restarts = worker.restarts
+    start, restarts = time.monotonic(), worker.restarts
+    for i, (kind, recompute, mutated) in enumerate(mutations(data, count, seed, sweep)):
+        if budget_s is not None and time.monotonic() - start > budget_s:
+            break
+        mode = CRC_MODES[recompute]
+        if mutated == data:
+            tally.counts[mode, kind, "identity"] += 1
+            continue
+        answer = worker.decode(mutated)
+        outcome = classify(answer, reference, recompute)
+        tally.counts[mode, kind, outcome] += 1
+        tally.max_decode_s = max(tally.max_decode_s, answer.get("seconds", 0.0))
+        if worker.baseline_kb and "maxrss_kb" in answer:
+            tally.max_memory_mib = max(tally.max_memory_mib,
+                                       (answer["maxrss_kb"] - worker.baseline_kb) / 1024)
+        if outcome in FAILURES and len(tally.failures) < max_failures:
+            record = {"index": i, "kind": kind, "crc": mode, "outcome": outcome,
+                      "type": answer.get("type", ""), "message": answer.get("message", "")}
+            if failures_dir is not None:
+                path = failures_dir / f"{codec}-{i}-{kind}-{mode}.nlc"
+                path.write_bytes(mutated)
+                record["file"] = str(path)
+            tally.failures.append(record)
+    tally.restarts = worker.restarts - restarts
     tally.seconds = time.monotonic() - start
     return tally
+
+
+def run_campaign(corpus: str | Path, codecs: Sequence[str], count: int, *, seed: int = 0,
+                 sweep: bool = False, limits: Limits = Limits(), budget_s: float | None = None,
+                 failures_dir: str | Path | None = None, max_failures: int = 20) -> list[Tally]:
+    """Fuzz each codec's sample ``<corpus>/<codec>.nlc`` (``nlc_jax.fuzz.samples``) through one
+    worker: ``count`` random mutations (and with ``sweep`` its truncations at every length) per
+    codec, a codec stopping early after ``budget_s`` seconds.
+
+    Failing files are saved to ``failures_dir`` (when given; also the worker's log) and listed,
+    up to ``max_failures`` per codec.
+    """
+    corpus = Path(corpus)
+    failures = Path(failures_dir) if failures_dir is not None else None
+    log = (failures or corpus) / "worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    worker = Worker(corpus, limits, log, [(corpus / f"{c}.nlc").read_bytes() for c in codecs])
+    try:
+        return [_fuzz_codec(worker, corpus, codec, count, seed, sweep, budget_s, failures,
+                            max_failures) for codec in codecs]
+    finally:
+        worker.close()

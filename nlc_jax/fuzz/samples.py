@@ -3,9 +3,9 @@
 Each file is written by its codec's own encoder path (``finalize`` / ``encode``) from a small
 image and random (untrained) parameters, which code as exactly as fitted ones and take seconds
 instead of minutes. Files are small (a few hundred bytes) so that truncation at every length is
-cheap. CLRIC needs an autoencoder and the hyperprior its trained weights: the corpus uses a
-randomly initialised 4-channel TAE (rebuilt identically by :func:`corpus_decoders` from its seed)
-and a randomly initialised tiny hyperprior exported next to the files.
+cheap. CLRIC needs an autoencoder and the hyperprior its trained weights: a 4-channel TAE with
+numpy-drawn random weights (:func:`corpus_tae`, rebuilt identically by the decoders) and a
+randomly initialised tiny hyperprior exported next to the files.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from nlc_jax.codecs import registry
 
 CODECS = ("coolchic", "clric", "noise2latent", "hyperprior")
 HYPERPRIOR_MODEL = "hyperprior_model"
-_TAE_SEED = 0
+_TAE = "taesd"
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -37,17 +37,28 @@ def _perturbed(params: Any, seed: int, scale: float) -> Any:
     return jax.tree.map(lambda a: a + scale * jax.random.normal(next(keys), a.shape), params)
 
 
-def random_tae(seed: int = _TAE_SEED):
-    """A 4-channel TAE (``taesd`` architecture) with random weights, bound as CLRIC uses it."""
+def corpus_tae():
+    """A 4-channel TAE (``taesd`` architecture) with random weights drawn by numpy (He-scaled
+    kernels, zero biases), bound as CLRIC uses it: the same weights on every machine and under any
+    XLA flags (``jax.random`` initialisation is not), so neither stored nor seeded by jax."""
     from nlc_jax.autoencoders import TAE_VARIANTS, make_tae
     from nlc_jax.autoencoders.tae import TAEDecoder, TAEEncoder
     from nlc_jax.codecs.clric import BoundAutoencoder
 
-    cfg = TAE_VARIANTS["taesd"]
-    k1, k2 = jax.random.split(jax.random.key(seed))
-    params = {"encoder": TAEEncoder(cfg).init(k1, jnp.zeros((1, 16, 16, 3)))["params"],
-              "decoder": TAEDecoder(cfg).init(k2, jnp.zeros((1, 2, 2, 4)))["params"]}
-    return BoundAutoencoder.of("taesd", make_tae(cfg), params)
+    cfg = TAE_VARIANTS[_TAE]
+    key = jax.random.key(0)
+    shapes = {"encoder": jax.eval_shape(TAEEncoder(cfg).init, key, jnp.zeros((1, 16, 16, 3))),
+              "decoder": jax.eval_shape(TAEDecoder(cfg).init, key, jnp.zeros((1, 2, 2, 4)))}
+    rng = np.random.default_rng(0)
+
+    def draw(leaf):
+        if len(leaf.shape) < 2:
+            return np.zeros(leaf.shape, np.float32)
+        fan_in = int(np.prod(leaf.shape[:-1]))
+        return (rng.standard_normal(leaf.shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+    params = {k: jax.tree.map(draw, v["params"]) for k, v in shapes.items()}
+    return BoundAutoencoder.of(_TAE, make_tae(cfg), params)
 
 
 def _overfitted(codec: Any, image: np.ndarray, lmbda: float, seed: int) -> tuple[bytes, Any]:
@@ -69,7 +80,7 @@ def _clric() -> tuple[bytes, np.ndarray]:
     from nlc_jax.codecs.clric import Clric
     from nlc_jax.config_files import load_config
 
-    codec = Clric(load_config("clric", "fast"), autoencoder=random_tae())
+    codec = Clric(load_config("clric", "fast"), autoencoder=corpus_tae())
     return _overfitted(codec, smooth_image(20, 28, seed=4), 1.0, seed=2)
 
 
@@ -129,11 +140,11 @@ def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS) -> dict
 
 def corpus_decoders(directory: str | Path) -> dict[str, Any]:
     """Decoders of the corpus in ``directory`` that the registry cannot make alone, by codec name
-    (``registry.decode_bytes(data, decoders=...)``): CLRIC with the corpus's TAE, the hyperprior
-    with the corpus's model (when present)."""
+    (``registry.decode_bytes(data, decoders=...)``): CLRIC with :func:`corpus_tae`, the
+    hyperprior with the corpus's model (when present)."""
     from nlc_jax.codecs.clric import Clric
 
-    decoders: dict[str, Any] = {"clric": Clric(autoencoder=random_tae())}
+    decoders: dict[str, Any] = {"clric": Clric(autoencoder=corpus_tae())}
     model = Path(directory) / HYPERPRIOR_MODEL
     if model.is_dir():
         decoders["hyperprior"] = registry.decoder("hyperprior", str(model))
