@@ -27,7 +27,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     The rename is atomic on POSIX file systems, so ``path`` either keeps its old content or holds
     all of ``data``; the temporary file is removed if anything fails. The file gets the mode a
     plain ``open(path, "wb")`` would give it (``0o666`` less the umask), not the temporary
-    file's ``0o600``.
+    file's ``0o600``. A failed write (e.g. a full disk) raises :class:`OSError` naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +39,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
