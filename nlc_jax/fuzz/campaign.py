@@ -57,16 +57,19 @@ class Limits:
 
 class Worker:
     """A :mod:`nlc_jax.fuzz.worker` subprocess, restarted after each hang, memory overrun or
-    death."""
+    death; ``env`` replaces its environment (default: this process's)."""
 
-    def __init__(self, corpus: Path, limits: Limits, log: Path, warmup: list[bytes]):
+    def __init__(self, corpus: Path, limits: Limits, log: Path, warmup: list[bytes],
+                 env: dict[str, str] | None = None):
         self.corpus, self.limits, self.log, self.warmup = Path(corpus), limits, Path(log), warmup
+        self.env = env
         self.proc: subprocess.Popen | None = None
         self.baseline_kb = 0
         self.restarts = 0
 
     def _start(self) -> None:
-        env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+        env = dict(self.env if self.env is not None else os.environ)
+        env.setdefault("JAX_PLATFORMS", "cpu")
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nlc_jax.fuzz.worker", str(self.corpus)],

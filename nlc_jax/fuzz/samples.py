@@ -20,6 +20,8 @@ import numpy as np
 from nlc_jax.codecs import registry
 
 CODECS = ("coolchic", "clric", "noise2latent", "hyperprior")
+#: the corpus's image size per codec (height, width): a few hundred bytes to 3 KB per file
+SIZES = {"coolchic": (11, 9), "clric": (20, 28), "noise2latent": (13, 10), "hyperprior": (20, 24)}
 HYPERPRIOR_MODEL = "hyperprior_model"
 _TAE = "taesd"
 
@@ -68,23 +70,23 @@ def _overfitted(codec: Any, image: np.ndarray, lmbda: float, seed: int) -> tuple
     return result.data, result.reconstruction
 
 
-def _coolchic() -> tuple[bytes, np.ndarray]:
+def _coolchic(size: tuple[int, int]) -> tuple[bytes, np.ndarray]:
     from nlc_jax.config_files import load_config
 
     config = load_config("coolchic", "fast")
     config.recipe.rdoq_passes = 0
-    return _overfitted(registry.make(config), smooth_image(11, 9, seed=3), 1e-3, seed=7)
+    return _overfitted(registry.make(config), smooth_image(*size, seed=3), 1e-3, seed=7)
 
 
-def _clric() -> tuple[bytes, np.ndarray]:
+def _clric(size: tuple[int, int]) -> tuple[bytes, np.ndarray]:
     from nlc_jax.codecs.clric import Clric
     from nlc_jax.config_files import load_config
 
     codec = Clric(load_config("clric", "fast"), autoencoder=corpus_tae())
-    return _overfitted(codec, smooth_image(20, 28, seed=4), 1.0, seed=2)
+    return _overfitted(codec, smooth_image(*size, seed=4), 1.0, seed=2)
 
 
-def _noise2latent() -> tuple[bytes, np.ndarray]:
+def _noise2latent(size: tuple[int, int]) -> tuple[bytes, np.ndarray]:
     from nlc_jax.config_files import load_config
 
     config = load_config("noise2latent", "fast")
@@ -92,10 +94,10 @@ def _noise2latent() -> tuple[bytes, np.ndarray]:
     config.model.gpp = ("W-3-linear-relu", "W-3-residual-relu", "2-1-linear-none")
     config.model.gpp_widths = (6, 8, 4)
     config.model.synthesis = ("8-1-linear-relu", "3-1-linear-none", "3-3-residual-none")
-    return _overfitted(registry.make(config), smooth_image(13, 10, seed=5), 1e-3, seed=11)
+    return _overfitted(registry.make(config), smooth_image(*size, seed=5), 1e-3, seed=11)
 
 
-def _hyperprior(directory: Path) -> tuple[bytes, np.ndarray]:
+def _hyperprior(size: tuple[int, int], directory: Path) -> tuple[bytes, np.ndarray]:
     from ml_collections import config_dict
 
     from nlc_jax.codecs.hyperprior.training import HyperpriorTask
@@ -109,14 +111,15 @@ def _hyperprior(directory: Path) -> tuple[bytes, np.ndarray]:
     export_inference(model, task.export(task.init(jax.random.key(0), 64)), task.model_config())
     codec = registry.make(config_dict.ConfigDict({"codec": "hyperprior",
                                                   "checkpoint": str(model)}))
-    result = codec.encode(smooth_image(20, 24, seed=6))
+    result = codec.encode(smooth_image(*size, seed=6))
     return result.data, result.reconstruction
 
 
-def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS) -> dict[str, Path]:
+def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS,
+                size: tuple[int, int] | None = None) -> dict[str, Path]:
     """Write ``<codec>.nlc`` and ``<codec>.npy`` (the encoder's reconstruction, ``[H, W, 3]``
     uint8) for each of ``codecs`` into ``directory``, plus the hyperprior's model; returns
-    ``{codec: file}``.
+    ``{codec: file}``. Images are ``size`` (height, width), by default :data:`SIZES` (tiny).
 
     Raises:
       ValueError: an unknown codec name.
@@ -128,10 +131,10 @@ def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS) -> dict
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     makers = {"coolchic": _coolchic, "clric": _clric, "noise2latent": _noise2latent,
-              "hyperprior": lambda: _hyperprior(directory)}
+              "hyperprior": lambda hw: _hyperprior(hw, directory)}
     files = {}
     for name in codecs:
-        data, reconstruction = makers[name]()
+        data, reconstruction = makers[name](size or SIZES[name])
         files[name] = directory / f"{name}.nlc"
         files[name].write_bytes(data)
         np.save(directory / f"{name}.npy", np.asarray(reconstruction, np.uint8))
