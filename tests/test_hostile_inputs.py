@@ -335,6 +335,18 @@ def test_outputs_get_the_mode_of_a_plain_write(tmp_path, umask):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
+def test_model_export_gets_the_mode_of_a_plain_write(tmp_path):
+    from nlc_jax.train.checkpoint import export_inference
+
+    old = os.umask(0o022)
+    try:
+        export_inference(tmp_path, {"w": np.ones(3, np.float32)}, {"codec": "hyperprior"})
+    finally:
+        os.umask(old)
+    for name in ("params.safetensors", "model.json"):  # safetensors alone writes 0o600
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
 # 10. gray images -----------------------------------------------------------------------------
 
 def test_gray_files_decode_gray(coolchic_files):
