@@ -2,7 +2,8 @@
 
     python benchmarks/fuzz_decoders.py [--codecs coolchic,clric,noise2latent,hyperprior]
         [--count 100000] [--budget_s 900] [--sweep] [--seed 0] [--corpus DIR]
-        [--time_limit_s 30] [--memory_limit_mib 1024] [--output fuzz_out]
+        [--time_limit_s 30] [--time_per_mpx_s 120] [--memory_limit_mib 1024]
+        [--output fuzz_out]
 
 Per codec: ``--count`` random mutations of its sample file (kinds and checksum modes in turn;
 ``--sweep`` adds truncation at every length in both modes), each decoded by a bounded worker
@@ -16,6 +17,7 @@ failed (a crash, hang, memory overrun, worker death, or a wrong image behind a v
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=FIXTURES)
     parser.add_argument("--time_limit_s", type=float, default=30.0)
     parser.add_argument("--memory_limit_mib", type=float, default=1024.0)
+    parser.add_argument("--time_per_mpx_s", type=float, default=120.0,
+                        help="added to --time_limit_s per megapixel a file declares")
     parser.add_argument("--output", type=Path, default=Path("fuzz_out"))
     args = parser.parse_args(argv)
     codecs = [c for c in args.codecs.split(",") if c]
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.count < 0:
         parser.error(f"unknown codec(s) {', '.join(unknown)}" if unknown else "--count < 0")
     try:
-        limits = Limits(args.time_limit_s, args.memory_limit_mib)
+        limits = Limits(args.time_limit_s, args.memory_limit_mib, args.time_per_mpx_s)
     except ValueError as err:
         parser.error(str(err))
     failures = args.output / "failures"
@@ -68,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  FAILED {failure}")
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
             "count": args.count, "budget_s": args.budget_s, "sweep": args.sweep,
-            "seed": args.seed, "limits": {"seconds": limits.seconds,
-                                          "memory_mib": limits.memory_mib}}
+            "seed": args.seed, "limits": dataclasses.asdict(limits)}
     (args.output / "fuzz_decoders.json").write_text(json.dumps({**meta, "codecs": results},
                                                                indent=1))
     return 1 if any(r["failed"] for r in results) else 0

@@ -62,6 +62,14 @@ def test_mutations_damage_files_as_their_kind_says(codec):
         mutate(data[:-1], "bitflip", np.random.default_rng(0), False)
 
 
+def test_time_limit_grows_with_the_declared_size():
+    limits = Limits(seconds=10.0, seconds_per_mpx=100.0)
+    assert limits.for_file(_sample("coolchic")) == pytest.approx(10.0 + 100.0 * 99 / 1e6)
+    assert limits.for_file(b"garbage") == 10.0
+    with pytest.raises(ValueError, match="> 0"):
+        Limits(seconds=0.0)
+
+
 def test_classify():
     decoded = {"outcome": "decoded", "digest": "a"}
     assert classify(decoded, "a", False) == "same" == classify(decoded, "a", True)
@@ -90,7 +98,8 @@ def test_short_campaign_every_codec_every_kind(tmp_path):
 
 def test_worker_over_the_time_limit_is_a_hang_and_restarts(tmp_path):
     data = _sample("coolchic")
-    worker = Worker(CORPUS, Limits(seconds=1e-4), tmp_path / "worker.log", warmup=[data])
+    limits = Limits(seconds=1e-4, seconds_per_mpx=0.0)
+    worker = Worker(CORPUS, limits, tmp_path / "worker.log", warmup=[data])
     try:
         answer = worker.decode(mutate(data, "payload_bytes", np.random.default_rng(0), True))
         assert answer["outcome"] == "hang" and worker.restarts == 1 and worker.proc is None

@@ -71,7 +71,7 @@ def test_encode_killed_20_times_at_random_moments_resumes(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, str(TESTS / "toy_encode.py"), f"--config={TESTS / 'toy_config.py'}",
            "--noprogress", f"--input={src}", f"--output={out}", "--batch_size=2",
-           "--checkpoint_every=0.001", "--chunk_steps=5", "--config.steps=300"]
+           "--checkpoint_every=0.001", "--chunk_steps=5", "--config.steps=100"]
     seen: dict[str, tuple[int, bytes]] = {}
     kills = 0
     for _ in range(40):
@@ -80,7 +80,7 @@ def test_encode_killed_20_times_at_random_moments_resumes(tmp_path):
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=float(rng.uniform(1.0, 8.0)))
+            proc.wait(timeout=float(rng.uniform(2.0, 12.0)))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -89,7 +89,8 @@ def test_encode_killed_20_times_at_random_moments_resumes(tmp_path):
         if proc.returncode == 0:
             break
     assert kills >= 10, f"only {kills} kills: the encode finished too early"
-    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=1800)
     assert done.returncode == 0, done.stderr
     _check_outputs(out, names, seen)
     assert sorted(r[0] for r in _rows(out / "results.tsv")) == sorted(names)

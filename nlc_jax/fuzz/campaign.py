@@ -10,7 +10,7 @@ file's outcome is one of :data:`OUTCOMES`:
 * ``other``: decoded to another image, the checksum having been recomputed (a valid file);
 * failures (:data:`FAILURES`): ``wrong`` (another image although the original checksum guards
   the file: silent corruption), ``crash`` (any other exception), ``hang`` (over the time
-  limit), ``memory`` (peak memory over the limit above the warm worker's), ``died`` (the worker
+  limit, which grows with the pixels the file declares: :class:`Limits`), ``memory`` (peak memory over the limit above the warm worker's), ``died`` (the worker
   process ended, e.g. a segfault).
 
 A mutation that leaves the file unchanged is counted as ``identity`` and not decoded.
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nlc_jax.bitstream.container import read_container
+from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.bitstream.mutations import KINDS, mutate, truncated
 from nlc_jax.fuzz.worker import QUIT, READY, image_digest
 
@@ -44,15 +46,26 @@ _STARTUP_S = 300.0
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds on one decode: wall-clock seconds, and MiB of peak memory above the worker's peak
-    after decoding the valid samples."""
+    """Bounds on one decode: wall-clock seconds (``seconds`` plus ``seconds_per_mpx`` per
+    megapixel the container declares: a forged header may legitimately ask for a large image,
+    up to ``NLC_MAX_PIXELS``, and decoding time grows with it), and MiB of peak memory above the
+    worker's peak after decoding the valid samples."""
 
     seconds: float = 30.0
     memory_mib: float = 1024.0
+    seconds_per_mpx: float = 120.0
 
     def __post_init__(self):
-        if not (self.seconds > 0 and self.memory_mib > 0):
+        if not (self.seconds > 0 and self.memory_mib > 0 and self.seconds_per_mpx >= 0):
             raise ValueError(f"fuzz limits must be > 0, got {self}")
+
+    def for_file(self, data: bytes) -> float:
+        """The time limit of decoding ``data`` (seconds)."""
+        try:
+            c = read_container(data)
+        except BitstreamError:
+            return self.seconds
+        return self.seconds + self.seconds_per_mpx * c.height * c.width / 1e6
 
 
 class Worker:
@@ -135,7 +148,7 @@ class Worker:
         ``memory`` or ``died``; the worker is restarted after those."""
         if self.proc is None:
             self._start()
-        answer = self._request(data, self.limits.seconds)
+        answer = self._request(data, self.limits.for_file(data))
         over_kb = answer.get("maxrss_kb", 0) - self.baseline_kb
         if answer["outcome"] in ("decoded", "error", "crash") and \
                 over_kb > self.limits.memory_mib * 1024:
