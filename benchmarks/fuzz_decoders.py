@@ -59,22 +59,24 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     print(f"{'codec':13} {'checksum':15} {'files':>7} " + " ".join(f"{o:>8}" for o in OUTCOMES)
           + f" {'max s':>6} {'max MiB':>7}")
-    tallies = run_campaign(args.corpus, codecs, args.count, seed=args.seed, sweep=args.sweep,
-                           limits=limits, budget_s=args.budget_s, failures_dir=failures)
-    for tally in tallies:
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "count": args.count, "budget_s": args.budget_s, "sweep": args.sweep,
+            "seed": args.seed, "limits": dataclasses.asdict(limits)}
+
+    def report(tally) -> None:  # each codec as soon as it is done, so a long run keeps its counts
         results.append(tally.as_json())
         for mode in CRC_MODES.values():
             counts = tally.by(mode)
             print(f"{tally.codec:13} {mode:15} {sum(counts.values()):7d} "
                   + " ".join(f"{counts[o]:8d}" for o in OUTCOMES)
-                  + f" {tally.max_decode_s:6.2f} {tally.max_memory_mib:7.1f}")
+                  + f" {tally.max_decode_s:6.2f} {tally.max_memory_mib:7.1f}", flush=True)
         for failure in tally.failures:
-            print(f"  FAILED {failure}")
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "count": args.count, "budget_s": args.budget_s, "sweep": args.sweep,
-            "seed": args.seed, "limits": dataclasses.asdict(limits)}
-    (args.output / "fuzz_decoders.json").write_text(json.dumps({**meta, "codecs": results},
-                                                               indent=1))
+            print(f"  FAILED {failure}", flush=True)
+        (args.output / "fuzz_decoders.json").write_text(
+            json.dumps({**meta, "codecs": results}, indent=1))
+
+    run_campaign(args.corpus, codecs, args.count, seed=args.seed, sweep=args.sweep,
+                 limits=limits, budget_s=args.budget_s, failures_dir=failures, report=report)
     return 1 if any(r["failed"] for r in results) else 0
 
 

@@ -26,7 +26,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ FAILURES = frozenset({"wrong", "crash", "hang", "memory", "died"})
 CRC_MODES = {False: "crc_kept", True: "crc_recomputed"}
 SWEEP = "truncate_every_length"
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-_STARTUP_S = 300.0
+_STARTUP_S = 1200.0  # a loaded machine may take minutes to import jax and compile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,21 +268,28 @@ def _fuzz_codec(worker: Worker, corpus: Path, codec: str, count: int, seed: int,
 
 def run_campaign(corpus: str | Path, codecs: Sequence[str], count: int, *, seed: int = 0,
                  sweep: bool = False, limits: Limits = Limits(), budget_s: float | None = None,
-                 failures_dir: str | Path | None = None, max_failures: int = 20) -> list[Tally]:
+                 failures_dir: str | Path | None = None, max_failures: int = 20,
+                 report: Callable[[Tally], None] | None = None) -> list[Tally]:
     """Fuzz each codec's sample ``<corpus>/<codec>.nlc`` (``nlc_jax.fuzz.samples``) through one
     worker: ``count`` random mutations (and with ``sweep`` its truncations at every length) per
     codec, a codec stopping early after ``budget_s`` seconds.
 
     Failing files are saved to ``failures_dir`` (when given; also the worker's log) and listed,
-    up to ``max_failures`` per codec.
+    up to ``max_failures`` per codec; ``report`` is called with each codec's tally as soon as it
+    is done.
     """
     corpus = Path(corpus)
     failures = Path(failures_dir) if failures_dir is not None else None
     log = (failures or corpus) / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     worker = Worker(corpus, limits, log, [(corpus / f"{c}.nlc").read_bytes() for c in codecs])
+    tallies = []
     try:
-        return [_fuzz_codec(worker, corpus, codec, count, seed, sweep, budget_s, failures,
-                            max_failures) for codec in codecs]
+        for codec in codecs:
+            tallies.append(_fuzz_codec(worker, corpus, codec, count, seed, sweep, budget_s,
+                                       failures, max_failures))
+            if report is not None:
+                report(tallies[-1])
+        return tallies
     finally:
         worker.close()
