@@ -99,6 +99,9 @@ def main(argv: list[str]) -> None:
             outcome = encode_learned(codec, sources, FLAGS.output, lmbdas[0], settings)
     except ValueError as e:  # ImageReadError, UnknownCodecError, config errors, BitstreamError
         _fail(str(e))
+    except OSError as e:  # the output cannot be written (disk full, quota, permissions)
+        cli.fail("encode.py", f"{e}; finished files are kept, rerun to resume the others",
+                 status=1)
     print(f"encode.py: wrote {len(outcome.rows)} file(s) to {FLAGS.output}", file=sys.stderr)
     if outcome.errors:
         print(f"encode.py: {len(outcome.errors)} input(s) failed (see the errors above)",

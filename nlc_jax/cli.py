@@ -13,10 +13,11 @@ from typing import Any, NoReturn
 from absl import flags
 
 
-def fail(program: str, message: str) -> NoReturn:
-    """Print ``<program>: error: <message>`` on stderr and exit with status 2."""
+def fail(program: str, message: str, status: int = 2) -> NoReturn:
+    """Print ``<program>: error: <message>`` on stderr and exit with ``status`` (2: bad flags or
+    config)."""
     print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def _lines(text: str) -> list[str]:

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from nlc_jax.bitstream.limits import MAX_PARAMETERS, max_pixels
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.coolchic import CoolChic
 from nlc_jax.codecs.coolchic.arch import read_layers
-from nlc_jax.codecs.gray import code_as_gray, gray_rgb
+from nlc_jax.codecs.gray import code_as_gray, gray_rgb, is_gray
 from nlc_jax.data.datasets import ImageSource, input_names, open_inputs
 from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import ImageReadError, image_size, load_image
@@ -334,6 +335,18 @@ def test_outputs_get_the_mode_of_a_plain_write(tmp_path, umask):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
+def test_model_export_gets_the_mode_of_a_plain_write(tmp_path):
+    from nlc_jax.train.checkpoint import export_inference
+
+    old = os.umask(0o022)
+    try:
+        export_inference(tmp_path, {"w": np.ones(3, np.float32)}, {"codec": "hyperprior"})
+    finally:
+        os.umask(old)
+    for name in ("params.safetensors", "model.json"):  # safetensors alone writes 0o600
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
 # 10. gray images -----------------------------------------------------------------------------
 
 def test_gray_files_decode_gray(coolchic_files):
@@ -383,37 +396,96 @@ def _tiny_codec():
     return registry.make(config)
 
 
+def _odd_inputs(folder: Path) -> dict[str, tuple[int, int] | str]:
+    """The odd inputs of issue 22's table (docs/reliability.md) written into ``folder``: file
+    name → the ``(height, width)`` it is coded at, or the words of its one-line refusal."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = _colour(12, 16, 1)
+    Image.fromarray(rgb[..., 0], mode="L").save(folder / "gray8.png")
+    Image.fromarray(np.dstack([rgb[..., 0], rgb[..., 1]]), mode="LA").save(folder / "gray_alpha.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]]), mode="RGBA").save(folder / "rgba.png")
+    Image.fromarray(rgb).quantize(16).save(folder / "palette.png")
+    _png16(folder / "rgb16.png", rgb.astype(np.uint16) * 257 + 100, 2)
+    _png16(folder / "gray16.png", rgb[..., 0].astype(np.uint16) * 257 + 100, 0)
+    Image.fromarray(rgb[:1, :1]).save(folder / "one.png")
+    Image.fromarray(_colour(1, 4097, 2)).save(folder / "wide4097.png")
+    Image.fromarray(_colour(300, 1, 3)).save(folder / "tall300.png")
+    _exif_jpeg(folder / "exif6.jpg", rgb, 6)  # stored 16 wide, 12 high; shown 12 wide
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    Image.fromarray(rgb).save(folder / "progressive.jpg", progressive=True, quality=95)
+    Image.fromarray(rgb).save(folder / "image.webp", lossless=True)
+    Image.fromarray(rgb).save(folder / "image.tif")
+    (folder / "empty.png").write_bytes(b"")
+    Image.fromarray(_colour(64, 64, 4)).save(folder / "full.png")
+    data = (folder / "full.png").read_bytes()
+    (folder / "full.png").unlink()
+    (folder / "truncated.png").write_bytes(data[:len(data) // 2])
+    (folder / "text.png").write_text("this is not an image\n")
+    _bomb(folder / "bomb.png")
+    coded = {name: (12, 16) for name in ("gray8.png", "gray_alpha.png", "rgba.png",
+                                         "palette.png", "rgb16.png", "gray16.png", "cmyk.jpg",
+                                         "progressive.jpg", "image.webp", "image.tif")}
+    return {**coded, "one.png": (1, 1), "wide4097.png": (1, 4097), "tall300.png": (300, 1),
+            "exif6.jpg": (16, 12), "empty.png": "cannot identify", "truncated.png": "truncated",
+            "text.png": "cannot identify", "bomb.png": "over the limit"}
+
+
+def test_odd_inputs_coded_as_stated_or_refused_in_one_line(tmp_path):
+    """Each odd input is read at its stated size (and gray ones gray) or refused with one line
+    naming the file; the table in docs/reliability.md."""
+    expected = _odd_inputs(tmp_path)
+    sources = {s.path.name: s for s in open_inputs(str(tmp_path))}
+    assert sorted(sources) == sorted(expected)
+    for name, want in expected.items():
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            if isinstance(want, str):
+                with pytest.raises(ImageReadError) as err:
+                    sources[name].load()
+                message = str(err.value)
+                assert message.startswith(f"{sources[name].path}: ") and "\n" not in message
+                assert want in message.split(": ", 1)[1], message
+                continue
+            image = sources[name].load()
+        assert image.shape == (*want, 3) and image.dtype == np.uint8, name
+        assert sources[name].size() == want, name
+        assert is_gray(image) == name.startswith("gray"), name
+
+
 @pytest.mark.slow  # COOL-CHIC through the engine: minutes of compiling on a 2-core CPU
 def test_batch_of_odd_inputs_goes_on(tmp_path):
+    """One batch of every odd input (and clashing stems) through the real COOL-CHIC pipeline:
+    the refused ones fail alone, the others are coded at their stated size and decode to the
+    reconstruction whose PSNR is in results.tsv."""
     src = tmp_path / "in"
-    src.mkdir()
-    Image.fromarray(_colour(16, 16, 1)[..., 0], mode="L").save(src / "gray.png")
+    expected = _odd_inputs(src)
     Image.fromarray(_colour(16, 16, 2)).save(src / "dup.png")
     Image.fromarray(_colour(16, 16, 3)).save(src / "dup.jpg", quality=95)
-    _exif_jpeg(src / "exif.jpg", _colour(12, 16, 4), 6)  # stored 16 wide, shown 12 wide
     Image.new("RGB", (65537, 1)).save(src / "wide.png")
-    _bomb(src / "bomb.png")
+    expected.update({"dup.png": (16, 16), "dup.jpg": (16, 16), "wide.png": "outside"})
     out = tmp_path / "out"
     settings = EncodeSettings(lmbdas=(2e-3,), batch_size=8, policy=BucketPolicy(multiple=16),
                               options=FitOptions(chunk_steps=6), checkpoint_every_s=None,
                               progress=False)
     with pytest.warns(UserWarning):
         outcome = encode_images(_tiny_codec(), open_inputs(str(src)), out, settings)
-    assert len(outcome.errors) == 2 and all("\n" not in e for e in outcome.errors)
-    assert {Path(e.split(":")[0]).name for e in outcome.errors} == {"wide.png", "bomb.png"}
+    refused = {name for name, want in expected.items() if isinstance(want, str)}
+    assert all("\n" not in e for e in outcome.errors)
+    assert {Path(e.split(":")[0]).name for e in outcome.errors} == refused
     rows = {r["image"]: r for r in outcome.rows}
-    assert sorted(rows) == ["dup.jpg", "dup.png", "exif", "gray"]
-    assert len((out / "results.tsv").read_text().splitlines()) == 1 + 4
-    for name, row in rows.items():
-        data = (out / f"{name}.nlc").read_bytes()
-        original = load_image(src / {"exif": "exif.jpg", "gray": "gray.png"}.get(name, name))
+    names = {name: name if name.startswith("dup.") else Path(name).stem
+             for name in expected if name not in refused}
+    assert sorted(rows) == sorted(names.values())
+    assert len((out / "results.tsv").read_text().splitlines()) == 1 + len(names)
+    for name, row_name in names.items():
+        data = (out / f"{row_name}.nlc").read_bytes()
         decoded = registry.decode_bytes(data)
-        assert decoded.shape == original.shape
-        assert row["psnr_db"] == psnr_exact(decoded, original)  # encoder recon == decoder output
-        assert read_container(data).channels == (1 if name == "gray" else 3)
-    assert rows["exif"] and load_image(src / "exif.jpg").shape == (16, 12, 3)
-    gray = registry.decode_bytes((out / "gray.nlc").read_bytes())
-    assert (gray == gray[..., :1]).all()
+        assert decoded.shape == (*expected[name], 3), name
+        original = load_image(src / name)
+        assert rows[row_name]["psnr_db"] == psnr_exact(decoded, original), name
+        gray = name.startswith("gray")
+        assert read_container(data).channels == (1 if gray else 3), name
+        assert is_gray(decoded) or not gray, name
 
 
 def test_encode_cli_batch_goes_on_past_refused_inputs(tmp_path):

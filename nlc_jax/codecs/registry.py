@@ -10,7 +10,7 @@ names its own decoder.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -83,18 +83,23 @@ def decoder(name: str, checkpoint: str | None = None) -> Any:
         raise BitstreamError(f"cannot load the {name} decoder: {err}") from None
 
 
-def decode_bytes(data: bytes, checkpoint: str | None = None) -> np.ndarray:
+def decode_bytes(data: bytes, checkpoint: str | None = None,
+                 decoders: Mapping[str, Any] | None = None) -> np.ndarray:
     """Decode ``.nlc`` bytes with the codec they name → ``[H, W, 3]`` uint8 (equal channels for
     a gray file, see ``nlc_jax.codecs.gray``).
 
     Args:
       data: the file's bytes.
       checkpoint: trained weights, for the codecs in :data:`TRAINED` (see :func:`decoder`).
+      decoders: decode-capable codecs to use, by codec name (a caller decoding many files keeps
+        them, e.g. a CLRIC codec holding its autoencoder); other codecs come from
+        :func:`decoder`.
 
     Raises:
       BitstreamError: malformed, truncated or corrupt data, an unknown codec, or a learned
         codec's file without (or with the wrong) trained weights.
     """
     container = read_container(data)
-    image = decoder(container.codec, checkpoint).decode(data)
+    chosen = (decoders or {}).get(container.codec) or decoder(container.codec, checkpoint)
+    image = chosen.decode(data)
     return gray_rgb(image) if container.channels == 1 else image

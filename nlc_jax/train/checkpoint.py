@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import traverse_util
+
+from nlc_jax.data.files import plain_file_mode
 
 
 class CheckpointError(ValueError):
@@ -90,6 +93,7 @@ def export_inference(directory: str | Path, params: Any, model_config: dict[str,
     flat = traverse_util.flatten_dict(params, sep="/")
     tmp = directory / "params.safetensors.tmp"
     save_file(flat, str(tmp))
+    os.chmod(tmp, plain_file_mode())  # safetensors creates it 0o600
     tmp.replace(directory / "params.safetensors")
     meta = {"model": model_config, "weights_hash": weights_hash(params).hex()}
     (directory / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True))

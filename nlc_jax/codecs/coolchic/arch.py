@@ -175,8 +175,9 @@ def read_layers(r: ByteReader) -> tuple[Layer, ...]:
     cin = 1
     for _ in range(r.uvarint(32)):
         out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
-        if kernel not in (1, 3) or flags > 3:
-            raise BitstreamError(f"{r.what}: invalid layer")
+        if not out or kernel not in (1, 3) or flags > 3:
+            raise BitstreamError(f"{r.what}: invalid layer (outputs {out}, kernel {kernel}, "
+                                 f"flags {flags})")
         r.declare_parameters(cin * out * kernel * kernel + out)
         cin = out
         layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
