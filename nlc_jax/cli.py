@@ -12,6 +12,8 @@ from typing import Any, NoReturn
 
 from absl import flags
 
+from nlc_jax.config_files import config_file_argument
+
 
 def fail(program: str, message: str) -> NoReturn:
     """Print ``<program>: error: <message>`` on stderr and exit with status 2."""
@@ -37,7 +39,7 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
 
     def parse(argv: list[str]) -> list[str]:
         try:
-            return flags.FLAGS(argv)
+            return flags.FLAGS(shipped_configs(argv))
         except flags.Error as e:
             fail(program, one_line(str(e)))
         except OSError as e:  # config_flags: an override of a config file that did not load
@@ -49,6 +51,23 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
                  + (f" in {given[0].partition('=')[0]}" if given else ""))
 
     return parse
+
+
+def shipped_configs(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--config <value>`` / ``--config=<value>`` that names a shipped
+    config (``coolchic:fast``, or a checkout's ``configs/coolchic.py:fast``) turned into that
+    file's path inside the package (``nlc_jax.config_files.config_file_argument``)."""
+    out, follows = [], False
+    for arg in argv:
+        if follows:
+            arg, follows = config_file_argument(arg), False
+        elif arg in ("--config", "-config"):
+            follows = True
+        elif arg.startswith(("--config=", "-config=")):
+            flag, _, value = arg.partition("=")
+            arg = f"{flag}={config_file_argument(value)}"
+        out.append(arg)
+    return out
 
 
 def config_flag(program: str, name: str = "config") -> Any:

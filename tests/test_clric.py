@@ -233,7 +233,7 @@ def test_taef2_cli_encode_decode(tmp_path):
     src = tmp_path / "crop.png"
     Image.fromarray(crop).save(src)
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "encode.py"), "--config", f"{ROOT}/configs/clric.py:fast",
+    cmd = [sys.executable, str(ROOT / "encode.py"), "--config", "clric:fast",
            "--input", str(src), "--output", str(out), "--bucket_multiple", "8",
            "--config.recipe.n_itr=40", "--config.recipe.warmup_steps=5",
            "--config.recipe.final_steps=5", "--chunk_steps", "20", "--noprogress",

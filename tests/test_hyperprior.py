@@ -18,7 +18,7 @@ from nlc_jax.train.checkpoint import CheckpointError, export_inference, load_inf
 
 
 def tiny_config(**overrides):
-    from configs.hyperprior import get_config
+    from nlc_jax.configs.hyperprior import get_config
 
     c = get_config("tiny")
     c.model.n, c.model.m = 8, 12

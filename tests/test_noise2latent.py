@@ -239,7 +239,7 @@ def test_encode_decode_cli(tmp_path):
     Image.fromarray(image(21, 30, seed=1)).save(src / "a.png")
     (src / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    cmd = [sys.executable, "encode.py", "--config", "configs/noise2latent.py:fast",
+    cmd = [sys.executable, "encode.py", "--config", "noise2latent:fast",
            "--input", str(src), "--output", str(out), "--lmbdas", "0.001,0.02",
            "--bucket_multiple", "16", "--chunk_steps", "4", "--noprogress",
            "--config.model.n_levels=3", "--config.model.gpp=('W-3-linear-relu','2-1-linear-none')",

@@ -85,15 +85,10 @@ def test_name_check_catches_drift():
 
 def test_quickstart_config_fields_exist():
     """The quickstart's preset, config fields and eval flags exist (API drift check)."""
-    import importlib.util
-
+    from nlc_jax import load_config
     from nlc_jax.eval import parse_args
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("coolchic_config", root / "configs/coolchic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    recipe = module.get_config("fast").recipe
+    recipe = load_config("coolchic", "fast").recipe
     assert {"n_itr", "warmup_steps", "final_steps"} <= set(recipe.keys())
     args = parse_args(["--originals", "o", "--decoded", "d", "--classic", "jpeg", "--lpips",
                        "none", "--output", "x"])

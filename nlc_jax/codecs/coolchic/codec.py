@@ -50,7 +50,7 @@ from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
 from nlc_jax.codecs.coolchic.latent_coding import decode_latents, encode_latents
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
 from nlc_jax.codecs.gray import gray_rgb
-from nlc_jax.config_files import load_config
+from nlc_jax.configs.coolchic import get_config as preset_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy import param_coding, weight_rdoq
 from nlc_jax.entropy.context import causal_offsets
@@ -159,7 +159,7 @@ class CoolChic(recipe.RecipeMixin):
         out = []
         for name in names:
             config = self.config.copy_and_resolve_references()
-            config.model = load_config(self.name, name).model
+            config.model = preset_config(name).model
             config.arch_candidates, config.preset = "", name
             out.append(type(self)(config))
         return out

@@ -1,6 +1,6 @@
 """Mean-scale hyperprior (Minnen et al. 2018, "mbt2018-mean"): training and coding config.
 
-Presets (``--config configs/hyperprior.py:<preset>``):
+Presets (``--config hyperprior:<preset>``):
 
 * ``tiny``: N=16, M=24, 64×64 crops, a few hundred steps: CPU tests and smoke runs (minutes).
 * ``cpu``: N=64, M=96, 128×128 crops, batch 8, 2000 steps at lr 1e-3: budget-limited CPU runs
@@ -26,6 +26,7 @@ PRESETS = {
 
 
 def get_config(preset: str = "paper") -> config_dict.ConfigDict:
+    """The config of a preset (``tiny``, ``cpu``, ``paper``, ``paper_hq``)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown hyperprior preset {preset!r}; choose one of "
                          f"{', '.join(PRESETS)}")

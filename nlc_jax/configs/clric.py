@@ -1,5 +1,5 @@
 """CLRIC (COOL-CHIC in a VAE's latent space): presets for
-``encode.py --config configs/clric.py:<preset>``.
+``nlc-encode --config clric:<preset>``.
 
 Presets:
 
@@ -17,6 +17,8 @@ autoencoder (32 for TAEF2, 4 for SD VAEs).
 """
 
 from ml_collections import config_dict
+
+from nlc_jax.configs.common import recipe_block
 
 # name: (arm context, arm hidden layers, synthesis layers)
 ARCHS = {
@@ -54,15 +56,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     c.model.synthesis = synthesis      # "<out|C>-<kernel>-<linear|residual>-<relu|none>"
     c.model.encoder_gain = 16.0        # latent = round(gain · parameter) (fixed: λ is not pixel λ)
 
-    c.recipe = config_dict.ConfigDict()
-    c.recipe.n_itr = n_itr             # total iterations (warm-up + main + final)
-    c.recipe.warmup_steps = warmup     # per warm-up stage (two stages: all, then the best 2)
-    c.recipe.final_steps = final       # hard quantization with the straight-through estimator
-    c.recipe.n_candidates = candidates
-    c.recipe.lr = 1e-2
-    c.recipe.final_lr = 1e-4
-    c.recipe.min_lr = 1e-5
-    c.recipe.grad_clip = 1e-1          # global-norm clip on network gradients
+    c.recipe = recipe_block(n_itr, warmup, final, candidates)  # final: STE rounding
     c.recipe.temperature = (0.35, 0.08)  # soft-round temperature, linear over the main phase
     c.recipe.noise = (0.76, 0.52)        # uniform noise width, linear
     return c
