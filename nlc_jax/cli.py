@@ -1,4 +1,4 @@
-"""What the absl command-line programs (``encode.py``, ``train.py``) share: a bad flag, config
+"""What the command-line programs (``nlc-encode``, ``nlc-train``, …) share: a bad flag, config
 file, config key or output folder is one ``<program>: error: …`` line and exit status 2, never a
 traceback.
 """
@@ -13,6 +13,11 @@ from typing import Any, NoReturn
 from absl import flags
 
 from nlc_jax.config_files import config_file_argument
+
+
+def program_name() -> str:
+    """The running command's name for error lines: ``nlc-encode``, ``encode.py``, …"""
+    return Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "nlc_jax"
 
 
 def fail(program: str, message: str) -> NoReturn:

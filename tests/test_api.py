@@ -8,7 +8,7 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from coolchic_helpers import smooth_image
+from coolchic_helpers import random_params, smooth_image
 from toy_codec import ToyCodec
 
 import nlc_jax
@@ -92,6 +92,22 @@ def test_encode_errors():
         nlc_jax.encode([], ToyCodec(), [1e-3])
 
 
+def test_decode_matches_the_encoder_and_refuses_bad_data():
+    codec = nlc_jax.make_codec(nlc_jax.load_config("coolchic:fast",
+                                                   overrides=["recipe.rdoq_passes=0"]))
+    image = smooth_image(11, 9, seed=3)
+    result = codec.finalize(random_params(codec, 11, 9, seed=7), codec.prepare_target(image),
+                            image, 1e-3)
+    decoded = nlc_jax.decode(result.data)
+    assert decoded.dtype == np.uint8 and decoded.shape == image.shape
+    np.testing.assert_array_equal(decoded, result.reconstruction)
+    with pytest.raises(BitstreamError):
+        nlc_jax.decode(result.data[:-3])
+    with pytest.raises(TypeError):
+        nlc_jax.decode(result.data, model="x")  # models are named: checkpoint=...
+
+
+@pytest.mark.slow  # ~1-4 CPU-minutes: compiling COOL-CHIC's phases
 def test_coolchic_encode_decode_round_trip():
     config = nlc_jax.load_config("coolchic:fast", overrides=[
         "recipe.n_itr=12", "recipe.warmup_steps=2", "recipe.final_steps=2",
@@ -104,5 +120,3 @@ def test_coolchic_encode_decode_round_trip():
         assert decoded.dtype == np.uint8 and decoded.shape == source.shape
         np.testing.assert_array_equal(decoded, result.reconstruction)
     assert (decoded == decoded[..., :1]).all()
-    with pytest.raises(BitstreamError):
-        nlc_jax.decode(result.data[:-3])
