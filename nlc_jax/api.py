@@ -55,7 +55,7 @@ def _as_images(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
 def encode(images: np.ndarray | Sequence[np.ndarray], config: config_dict.ConfigDict | Any,
            lmbdas: Sequence[float] | None = None, *, batch_size: int = 8, seed: int = 0,
            bucket_multiple: int = 64,
-           options: FitOptions = FitOptions()) -> list[EncodeResult]:
+           options: FitOptions | None = None) -> list[EncodeResult]:
     """Encode images in memory.
 
     Args:
@@ -65,7 +65,7 @@ def encode(images: np.ndarray | Sequence[np.ndarray], config: config_dict.Config
       batch_size: fits (image × λ) per batched fit (overfitted codecs).
       seed: fit ``k`` (image-major order) is seeded with ``seed + k``.
       bucket_multiple: padded target sides are multiples of this (fewer compiled shapes).
-      options: engine options (chunk length, early stopping, restarts).
+      options: engine options (chunk length, early stopping, restarts); default ``FitOptions()``.
 
     Returns:
       ``len(images) × len(lmbdas)`` :class:`EncodeResult` (``data``: the ``.nlc`` bytes,
@@ -76,6 +76,7 @@ def encode(images: np.ndarray | Sequence[np.ndarray], config: config_dict.Config
       ValueError: a bad image, config or λ; :class:`FitDivergedError` for a diverged fit.
     """
     codec = make_codec(config) if isinstance(config, config_dict.ConfigDict) else config
+    options = options or FitOptions()
     images = _as_images(images)
     lmbdas = tuple(float(lm) for lm in (lmbdas if lmbdas is not None else
                                         (codec.config.lmbda,)))

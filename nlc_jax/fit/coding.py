@@ -86,7 +86,7 @@ CheckpointHook = Callable[[OverfittedCodec, tuple[int, ...]], Any]
 
 def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
                images: Sequence[np.ndarray], lmbdas: Sequence[float], seeds: Sequence[int], *,
-               multiple: int = 1, options: FitOptions = FitOptions(),
+               multiple: int = 1, options: FitOptions | None = None,
                wanted: Sequence[bool] | None = None, on_candidate: ProgressHook | None = None,
                checkpoint_for: CheckpointHook | None = None) -> list[CodedFit]:
     """Fit and code ``B`` (image, λ, seed) triples in one padded batch per decoder candidate.
@@ -98,7 +98,7 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
       lmbdas: ``B`` rate-distortion weights.
       seeds: ``B`` seeds of the fits.
       multiple: the padded target sides are multiples of this.
-      options: engine options.
+      options: engine options (default ``FitOptions()``).
       wanted: ``B`` flags; fits flagged ``False`` are fitted (they share the batch) but not
         coded (their ``result`` is ``None``). Default: all.
       on_candidate: called before each candidate's fit; returns its ``on_progress`` callback.
@@ -108,6 +108,7 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
     Returns:
       ``B`` :class:`CodedFit`, in input order.
     """
+    options = options or FitOptions()
     wanted = [True] * len(images) if wanted is None else list(wanted)
     best: list[CodedFit | None] = [None] * len(images)
     costs: list[dict[str, float]] = [{} for _ in images]

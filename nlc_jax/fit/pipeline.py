@@ -25,11 +25,10 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
@@ -42,6 +41,7 @@ from nlc_jax.fit.buckets import BucketPolicy, plan_batches, wasted_fraction
 from nlc_jax.fit.checkpoint import BatchCheckpoint, read_meta
 from nlc_jax.fit.coding import TargetShapes, code_batch, decoder_candidates
 from nlc_jax.fit.engine import Engine, FitOptions, Progress, make_mesh
+from nlc_jax.machine import device_description
 from nlc_jax.metrics.psnr import psnr_exact
 
 COLUMNS = ("image", "lmbda", "bpp", "psnr_db", "encode_s", "mac_per_pixel", "batch_id", "device")
@@ -83,12 +83,6 @@ class _Fit:
 def output_name(stem: str, lmbda: float, sweep: bool) -> str:
     """File name of one fit: ``<stem>.nlc``, or ``<stem>_lmbda<λ>.nlc`` in a sweep."""
     return f"{stem}_lmbda{lmbda:g}.nlc" if sweep else f"{stem}.nlc"
-
-
-def device_description() -> str:
-    """e.g. ``"cpu x4"`` or ``"NVIDIA H100 80GB HBM3 x1"`` (this process's devices)."""
-    devices = jax.local_devices()
-    return f"{devices[0].device_kind} x{len(devices)}"
 
 
 class ResultsTable:
@@ -173,7 +167,8 @@ def _results_path(output_dir: Path, settings: EncodeSettings) -> Path:
 
 
 def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
-                  settings: EncodeSettings, mesh: Any | None = None) -> EncodeOutcome:
+                  settings: EncodeSettings, mesh: Any | None = None,
+                  on_result: Callable[[str, EncodeResult], None] | None = None) -> EncodeOutcome:
     """Encode every (image, λ) of this process's share with batched fits.
 
     Args:
@@ -183,6 +178,8 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
       output_dir: output folder.
       settings: :class:`EncodeSettings`.
       mesh: device mesh (default: all local devices).
+      on_result: called with the file name and the :class:`EncodeResult` of each file written
+        (e.g. to keep the encoder's reconstruction and check the decoder against it).
 
     Returns:
       :class:`EncodeOutcome`: rows appended to the results table, and the one-line errors of
@@ -240,7 +237,7 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
     for batch_index, batch in enumerate(batches):
         batch_id = f"{settings.process_index}-{batch_index}"
         _run_batch(candidates, engines, batch, output_dir, sweep, settings, ckpt_dir, batch_id,
-                   device, table, done, outcome)
+                   device, table, done, outcome, on_result)
         bar.update(len(batch))
         hours = (time.monotonic() - start) / 3600.0
         bar.set_postfix(images_per_hour=f"{bar.n / len(settings.lmbdas) / max(hours, 1e-9):.1f}")
@@ -257,7 +254,8 @@ def _batch_key(codec: OverfittedCodec, fits: list[_Fit], shape: tuple[int, ...])
 
 def _run_batch(candidates: list, engines: list, batch: list[_Fit], output_dir: Path,
                sweep: bool, settings: EncodeSettings, ckpt_dir: Path, batch_id: str,
-               device: str, table: ResultsTable, done: set, outcome: EncodeOutcome) -> None:
+               device: str, table: ResultsTable, done: set, outcome: EncodeOutcome,
+               on_result: Callable[[str, EncodeResult], None] | None) -> None:
     """Fit a batch with every decoder candidate (:func:`nlc_jax.fit.coding.code_batch`) and
     write, per fit, the file of the candidate with the lowest ``MSE + λ·bpp``."""
     t0 = time.monotonic()
@@ -322,6 +320,8 @@ def _run_batch(candidates: list, engines: list, batch: list[_Fit], output_dir: P
         row = _row(f.source.name, f.lmbda, c.result, image, per_fit, batch_id, device)
         table.append(row)
         outcome.rows.append(row)
+        if on_result is not None:
+            on_result(name, c.result)
 
 
 def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
