@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -33,13 +32,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "configs"))
-sys.path.insert(0, str(ROOT))
-
-import coolchic as coolchic_configs  # noqa: E402
 
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import Arch, mac_per_pixel  # noqa: E402
+from nlc_jax.configs import coolchic as coolchic_configs  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.fit import Engine, FitOptions, make_mesh  # noqa: E402
 

@@ -37,6 +37,19 @@ STRIPES = (64, 1 << 30)  # header version 1's layout: full-width stripes of 64 r
 _ENCODE_CHUNK = 1 << 14  # latents per integer-ARM call in the encoder
 
 
+def parse_tile(text: str) -> tuple[int, int]:
+    """A layout's name → its tile: ``"RxC"`` → ``(R, C)``; ``"stripes"`` → :data:`STRIPES`."""
+    if text == "stripes":
+        return STRIPES
+    rows, cols = text.lower().split("x")
+    return int(rows), int(cols)
+
+
+def tile_name(tile: tuple[int, int]) -> str:
+    """``(R, C)`` → ``"RxC"`` (``"stripes"`` for :data:`STRIPES`)."""
+    return "stripes" if tuple(tile) == STRIPES else f"{tile[0]}x{tile[1]}"
+
+
 def wavefront_slope(offsets: np.ndarray) -> int:
     """Smallest ``s`` such that every causal neighbour of ``(y, x)`` has a smaller ``x + s·y``."""
     s = 1
