@@ -20,6 +20,16 @@ def program_name() -> str:
     return Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "nlc_jax"
 
 
+def show_flags_in_help(module_name: str, doc: str) -> None:
+    """Make absl's ``--help`` of a console command (whose ``__main__`` is a generated stub)
+    print the command module's docstring and flags, as for a script that defines them."""
+    main = sys.modules["__main__"]
+    if not getattr(main, "__doc__", None):
+        main.__doc__ = doc
+    for flag in flags.FLAGS.get_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def fail(program: str, message: str) -> NoReturn:
     """Print ``<program>: error: <message>`` on stderr and exit with status 2."""
     print(f"{program}: error: {message}", file=sys.stderr)

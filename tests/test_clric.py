@@ -57,7 +57,7 @@ def _codec(ae, **overrides) -> Clric:
 
 
 def _random_params(codec: Clric, target_shape, seed: int = 0, scale: float = 0.3):
-    params = codec.init(jax.random.key(seed), target_shape, jnp.float32(1.0))
+    params = codec.init(jax.random.key(seed), target_shape)
     keys = iter(jax.random.split(jax.random.key(seed + 1), 64))
     return jax.tree_util.tree_map(lambda a: a + scale * jax.random.normal(next(keys), a.shape),
                                   params)

@@ -13,7 +13,6 @@ from nlc_jax.configs import coolchic as coolchic_config
 from nlc_jax.fit import FitOptions, fit_batch
 from nlc_jax.fit.buckets import pad_target
 
-
 SAMPLE = Path(__file__).parents[1] / "samples" / "kodim15_256.png"
 
 

@@ -51,7 +51,7 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def fitted_like(codec: Noise2Latent, h: int, w: int, seed: int = 0) -> dict:
     """Initial parameters with perturbed networks (non-trivial outputs and files)."""
-    params = codec.init(jax.random.key(seed), (h, w, 3), jnp.float32(1e-3))
+    params = codec.init(jax.random.key(seed), (h, w, 3))
     keys = iter(jax.random.split(jax.random.key(seed + 1), 64))
     for k in NETWORKS:
         params[k] = jax.tree.map(lambda a: a + 0.2 * jax.random.normal(next(keys), a.shape),

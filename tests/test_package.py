@@ -69,9 +69,13 @@ def test_installed_package_is_the_wheel_not_the_checkout(installed):
                 "print(nlc_jax.__file__); print(c.__file__)"], run, env).stdout.split()
     assert all(Path(p).is_relative_to(bin_dir.parent) for p in out), out
     for command in ("nlc-encode", "nlc-decode", "nlc-train", "nlc-eval"):
-        assert (bin_dir / command).is_file(), command
-        help_text = _run([str(bin_dir / command), "--help"], run, env).stdout
-        assert "--config" in help_text or "--output" in help_text
+        proc = subprocess.run([str(bin_dir / command)], cwd=run, env=env, capture_output=True,
+                              text=True, timeout=300)  # no arguments: one line, exit 2
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"{command}: error: ")
+    help_text = subprocess.run([str(bin_dir / "nlc-encode"), "--help"], cwd=run, env=env,
+                               capture_output=True, text=True, timeout=300).stdout
+    assert "--lmbdas" in help_text and "nlc-encode --config coolchic:fast" in help_text
 
 
 def test_commands_and_api_from_the_installed_package(installed):

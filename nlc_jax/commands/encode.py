@@ -118,6 +118,7 @@ def run(program: str | None = None) -> None:
     command in error lines (default: the running script's name)."""
     global PROGRAM
     PROGRAM = program or cli.program_name()
+    cli.show_flags_in_help(__name__, __doc__)
     app.run(main, flags_parser=cli.flags_parser(PROGRAM))
 
 

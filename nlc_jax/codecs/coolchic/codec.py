@@ -177,7 +177,7 @@ class CoolChic(recipe.RecipeMixin):
     def prepare_target(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, np.float32) / 255.0
 
-    def init(self, rng: jax.Array, target_shape: tuple[int, int, int], lmbda: jax.Array) -> dict:
+    def init(self, rng: jax.Array, target_shape: tuple[int, int, int]) -> dict:
         h, w = target_shape[:2]
         arch = self.arch.resolve(h, w)
         grids = tuple(jnp.zeros(level_shape(h, w, level), jnp.float32)
