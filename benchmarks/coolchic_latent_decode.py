@@ -6,7 +6,7 @@
 Isolates the part of COOL-CHIC decoding that issue #4 found dominant: range decoding the 7
 latent grids (1/1 … 1/64 of ``height × width``) with the integer ARM along the wavefronts of
 ``nlc_jax.codecs.coolchic.latent_coding`` for each layout in ``--tiles`` (``RxC`` tiles, or
-``stripes``: header version 1's full-width 64-row stripes; default: the format's tile). The ARM
+``stripes``: the first header version's full-width 64-row stripes; default: the format's tile). The ARM
 has each preset's context size and depth but random integer weights (no fit needed), and the
 latents are Laplace(0, 0.7) integers, so the timing measures the coding machinery (per-wavefront
 ARM call + coder call), not a trained model's rate. Prints a table and writes

@@ -6,7 +6,7 @@
 
 Fits and codes one image (``nlc_jax.fit.coding.code_batch``, the preset's recipe with
 ``--n_itr`` and the other recipe overrides) with the ARM trained under the context mask of
-``--train_tile`` (``RxC`` tiles, or ``stripes``: header version 1's 64-row stripes), writes the
+``--train_tile`` (``RxC`` tiles, or ``stripes``: the first header version's 64-row stripes), writes the
 ``.nlc`` file (latents in ``latent_coding.TILE`` tiles, the format's layout) and
 
 * re-codes the same integer latents and ARM with each layout of ``--eval_tiles`` (real range
