@@ -92,8 +92,8 @@ def test_train_on_tfds_data(prepared, tmp_path):
 
 def test_encode_cli_reads_tfds_input(prepared, tmp_path):
     from nlc_jax.codecs.hyperprior.training import HyperpriorTask
+    from nlc_jax.codecs.weights import export_inference
     from nlc_jax.configs.hyperprior import get_config
-    from nlc_jax.train.checkpoint import export_inference
 
     name, data_dir = prepared
     c = get_config("tiny")
