@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from absl import flags
+from absl import app, flags
 
 from nlc_jax.config_files import config_file_argument
 
@@ -18,6 +18,25 @@ from nlc_jax.config_files import config_file_argument
 def program_name() -> str:
     """The running command's name for error lines: ``nlc-encode``, ``encode.py``, …"""
     return Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "nlc_jax"
+
+
+_program = "nlc_jax"  # the running command's name in error lines (set by run_command)
+
+
+def current_program() -> str:
+    """The name :func:`run_command` gave the running command (``nlc-encode``, ``encode.py``)."""
+    return _program
+
+
+def run_command(main: Callable[[list[str]], None], module_name: str, doc: str,
+                program: str | None = None) -> None:
+    """Run an absl command: ``--help`` shows ``doc`` and the flags of ``module_name``, bad flags
+    are one line and exit 2; ``program`` names the command in error lines (default: the
+    running script's name)."""
+    global _program
+    _program = program or program_name()
+    show_flags_in_help(module_name, doc)
+    app.run(main, flags_parser=flags_parser(_program))
 
 
 def show_flags_in_help(module_name: str, doc: str) -> None:

@@ -48,11 +48,10 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first
 flags.mark_flags_as_required(["config", "input", "output"])
 
 
-PROGRAM = "nlc-encode"  # the name in error lines (set by run)
 
 
 def _fail(message: str) -> None:
-    cli.fail(PROGRAM, message)
+    cli.fail(cli.current_program(), message)
 
 
 def main(argv: list[str]) -> None:
@@ -60,7 +59,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.is_parsed() or FLAGS["verbosity"].present == 0:
         logging.set_verbosity(logging.WARNING)  # keep orbax's INFO lines off the progress bars
-    config = cli.config_flag(PROGRAM)
+    config = cli.config_flag(cli.current_program())
     try:
         lmbdas = tuple(float(x) for x in FLAGS.lmbdas) or (float(config.lmbda),)
     except (ValueError, TypeError, AttributeError):
@@ -75,7 +74,7 @@ def main(argv: list[str]) -> None:
         max_pixels()
     except ValueError as e:
         _fail(str(e))
-    cli.make_folder(PROGRAM, "output", FLAGS.output)
+    cli.make_folder(cli.current_program(), "output", FLAGS.output)
 
     import jax
 
@@ -106,20 +105,17 @@ def main(argv: list[str]) -> None:
             outcome = encode_learned(codec, sources, FLAGS.output, lmbdas[0], settings)
     except ValueError as e:  # ImageReadError, UnknownCodecError, config errors, BitstreamError
         _fail(str(e))
-    print(f"{PROGRAM}: wrote {len(outcome.rows)} file(s) to {FLAGS.output}", file=sys.stderr)
+    program = cli.current_program()
+    print(f"{program}: wrote {len(outcome.rows)} file(s) to {FLAGS.output}", file=sys.stderr)
     if outcome.errors:
-        print(f"{PROGRAM}: {len(outcome.errors)} input(s) failed (see the errors above)",
+        print(f"{program}: {len(outcome.errors)} input(s) failed (see the errors above)",
               file=sys.stderr)
         sys.exit(1)
 
 
 def run(program: str | None = None) -> None:
-    """Parse the flags (one-line errors, exit 2) and run :func:`main`; ``program`` names the
-    command in error lines (default: the running script's name)."""
-    global PROGRAM
-    PROGRAM = program or cli.program_name()
-    cli.show_flags_in_help(__name__, __doc__)
-    app.run(main, flags_parser=cli.flags_parser(PROGRAM))
+    """The command (``program``: its name in error lines; default: the running script's)."""
+    cli.run_command(main, __name__, __doc__, program)
 
 
 if __name__ == "__main__":

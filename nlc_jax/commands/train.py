@@ -23,7 +23,6 @@ config_flags.DEFINE_config_file("config", None, "Training config: <name>[:preset
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the export.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
 flags.mark_flags_as_required(["config", "workdir"])
-PROGRAM = "nlc-train"  # the name in error lines (set by run)
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -37,8 +36,8 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.get_absl_handler().addFilter(_QuietLibraries())
-    config = cli.config_flag(PROGRAM)
-    cli.make_folder(PROGRAM, "workdir", FLAGS.workdir)
+    config = cli.config_flag(cli.current_program())
+    cli.make_folder(cli.current_program(), "workdir", FLAGS.workdir)
     import jax
 
     from nlc_jax.train import train_and_evaluate
@@ -49,17 +48,13 @@ def main(argv: list[str]) -> None:
     try:
         result = train_and_evaluate(config, FLAGS.workdir)
     except ValueError as e:  # ConfigError, DataSpecError, CheckpointError, ImageReadError…
-        cli.fail(PROGRAM, str(e))
+        cli.fail(cli.current_program(), str(e))
     logging.info("finished at step %d: %s", result["step"], result["eval"] or result["train"])
 
 
 def run(program: str | None = None) -> None:
-    """Parse the flags (one-line errors, exit 2) and run :func:`main`; ``program`` names the
-    command in error lines (default: the running script's name)."""
-    global PROGRAM
-    PROGRAM = program or cli.program_name()
-    cli.show_flags_in_help(__name__, __doc__)
-    app.run(main, flags_parser=cli.flags_parser(PROGRAM))
+    """The command (``program``: its name in error lines; default: the running script's)."""
+    cli.run_command(main, __name__, __doc__, program)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ autoencoder (32 for TAEF2, 4 for SD VAEs).
 
 from ml_collections import config_dict
 
-from nlc_jax.configs.common import recipe_block
+from nlc_jax.configs.common import preset_entries, recipe_block
 
 # name: (arm context, arm hidden layers, synthesis layers)
 ARCHS = {
@@ -35,10 +35,9 @@ RECIPES = {
 
 def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     """The config of a preset (``fast``, ``paper``)."""
-    if preset not in ARCHS:
-        raise ValueError(f"unknown clric preset {preset!r}; choose one of {', '.join(ARCHS)}")
-    context, hidden, synthesis = ARCHS[preset]
-    n_itr, warmup, final, candidates = RECIPES[preset]
+    arch, recipe = preset_entries("clric", preset, ARCHS, RECIPES)
+    context, hidden, synthesis = arch
+    n_itr, warmup, final, candidates = recipe
     c = config_dict.ConfigDict()
     c.codec = "clric"
     c.preset = preset

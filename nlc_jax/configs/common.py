@@ -1,8 +1,21 @@
-"""The ``recipe`` block shared by the overfitted codecs' configs (COOL-CHIC, CLRIC,
-Noise-to-Latent); ``nlc_jax.codecs.recipe`` reads it.
+"""What the config files share: the preset lookup (:func:`preset_entries`) and the ``recipe``
+block of the overfitted codecs (COOL-CHIC, CLRIC, Noise-to-Latent; :func:`recipe_block`), which
+``nlc_jax.codecs.recipe`` reads.
 """
 
 from ml_collections import config_dict
+
+
+def preset_entries(codec: str, preset: str, *tables: dict) -> list:
+    """``preset``'s entry in each of a config file's tables (architectures, recipes, …).
+
+    Raises:
+      ValueError: ``preset`` is not in the first table.
+    """
+    if preset not in tables[0]:
+        raise ValueError(f"unknown {codec} preset {preset!r}; choose one of "
+                         f"{', '.join(tables[0])}")
+    return [table[preset] for table in tables]
 
 
 def recipe_block(n_itr: int, warmup_steps: int, final_steps: int,

@@ -17,7 +17,7 @@ pre-5.0 design is ``--config.model.n_hyper=0 --config.model.ifce_levels=0
 
 from ml_collections import config_dict
 
-from nlc_jax.configs.common import recipe_block
+from nlc_jax.configs.common import preset_entries, recipe_block
 
 # name: (spatial context, hidden layers, IFCE features, synthesis layers)
 ARCHS = {
@@ -41,10 +41,9 @@ RECIPES = {
 
 def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     """The config of a preset (``fast``, ``lop``, ``mop``, ``hop``)."""
-    if preset not in ARCHS:
-        raise ValueError(f"unknown coolchic preset {preset!r}; choose one of {', '.join(ARCHS)}")
-    context, hidden, ifce, synthesis = ARCHS[preset]
-    n_itr, warmup, final, candidates = RECIPES[preset]
+    arch, recipe = preset_entries("coolchic", preset, ARCHS, RECIPES)
+    context, hidden, ifce, synthesis = arch
+    n_itr, warmup, final, candidates = recipe
     c = config_dict.ConfigDict()
     c.codec = "coolchic"
     c.preset = preset

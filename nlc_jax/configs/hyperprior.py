@@ -16,6 +16,8 @@ mbt2018-mean uses 0.0018, 0.0035, 0.0067, 0.0130 (N=128) and 0.0250, 0.0483, 0.0
 
 from ml_collections import config_dict
 
+from nlc_jax.configs.common import preset_entries
+
 PRESETS = {
     # name: (N, M, crop, batch, steps, warmup, eval_images, learning rate)
     "tiny": (16, 24, 64, 4, 300, 20, 2, 1e-3),
@@ -27,10 +29,8 @@ PRESETS = {
 
 def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     """The config of a preset (``tiny``, ``cpu``, ``paper``, ``paper_hq``)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown hyperprior preset {preset!r}; choose one of "
-                         f"{', '.join(PRESETS)}")
-    n, m, crop, batch, steps, warmup, eval_images, lr = PRESETS[preset]
+    (entry,) = preset_entries("hyperprior", preset, PRESETS)
+    n, m, crop, batch, steps, warmup, eval_images, lr = entry
     c = config_dict.ConfigDict()
     c.codec = "hyperprior"
     c.preset = preset

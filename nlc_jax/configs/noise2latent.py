@@ -17,7 +17,7 @@ per pixel: nothing else is sent). Override any field on the command line, e.g.
 
 from ml_collections import config_dict
 
-from nlc_jax.configs.common import recipe_block
+from nlc_jax.configs.common import preset_entries, recipe_block
 
 GPP = ("W-3-linear-relu", "W-3-residual-relu", "2-1-linear-none")  # W: the level's width
 # name: (noise channels, GPP width per level (level 0 = full resolution first), synthesis)
@@ -37,11 +37,9 @@ RECIPES = {
 
 def get_config(preset: str = "full") -> config_dict.ConfigDict:
     """The config of a preset (``fast``, ``full``)."""
-    if preset not in ARCHS:
-        raise ValueError(f"unknown noise2latent preset {preset!r}; choose one of "
-                         f"{', '.join(ARCHS)}")
-    noise_channels, widths, synthesis = ARCHS[preset]
-    n_itr, warmup, final, candidates = RECIPES[preset]
+    arch, recipe = preset_entries("noise2latent", preset, ARCHS, RECIPES)
+    noise_channels, widths, synthesis = arch
+    n_itr, warmup, final, candidates = recipe
     c = config_dict.ConfigDict()
     c.codec = "noise2latent"
     c.preset = preset

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
+
 class TrainTask(Protocol):
     """A model the generic loop can train, evaluate with real coding, and export."""
 
