@@ -2,11 +2,11 @@
 
     python -m nlc_jax.demo --input samples --output demo_out [--preset fast] [--lmbda 0.001]
 
-Fits every image with :func:`nlc_jax.encode` (batched by ``nlc_jax.fit``), writes
-``<output>/<stem>.nlc``, decodes each file back from disk to ``<output>/<stem>.png`` and checks
-that the decoded pixels equal the encoder's reconstruction (array comparison), and prints bpp,
-PSNR, decode time and the PSNR of Pillow's WebP at the same bpp (interpolated between WebP
-qualities).
+Fits every image with the batched engine (``nlc_jax.fit.encode_images``, what ``nlc-encode``
+runs), writes ``<output>/<stem>.nlc`` and ``results.tsv``, decodes each file back from disk with
+:func:`nlc_jax.decode` to ``<output>/<stem>.png``, checks that the decoded pixels equal the
+encoder's reconstruction (array comparison), and prints bpp, PSNR, decode time and the PSNR of
+Pillow's WebP at the same bpp (interpolated between WebP qualities).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 
 import nlc_jax  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
-from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
 from nlc_jax.data.images import ImageReadError, save_png  # noqa: E402
+from nlc_jax.fit.pipeline import EncodeSettings, encode_images  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.psnr import psnr, psnr_exact  # noqa: E402
 
@@ -58,36 +58,39 @@ def main(argv: list[str] | None = None) -> int:
         config.lmbda = args.lmbda
     try:
         sources = open_inputs(args.input)
-        images = [s.load() for s in sources]
     except ImageReadError as err:
         print(f"demo: {err}", file=sys.stderr)
         return 1
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    reconstructions = {}  # file name -> the encoder's reconstruction
+
+    def keep(name: str, result) -> None:
+        reconstructions[name] = result.reconstruction
+
+    settings = EncodeSettings(lmbdas=(float(config.lmbda),), checkpoint_every_s=None)
     start = time.perf_counter()
-    try:
-        results = nlc_jax.encode(images, config)
-    except nlc_jax.FitDivergedError as err:
-        print(f"demo: {err}", file=sys.stderr)
+    outcome = encode_images(nlc_jax.make_codec(config), sources, out, settings, on_result=keep)
+    rows = outcome.rows
+    if not rows:
+        print("demo: nothing was encoded", file=sys.stderr)
         return 1
-    print(f"encoded {len(results)} image(s) with coolchic:{args.preset} (lambda "
-          f"{config.lmbda:g}, {results[0].info['mac_per_pixel']:.0f} MAC/pixel) in "
-          f"{time.perf_counter() - start:.0f} s")
+    print(f"encoded {len(rows)} image(s) with coolchic:{args.preset} (lambda {config.lmbda:g}, "
+          f"{rows[0]['mac_per_pixel']:.0f} MAC/pixel) in {time.perf_counter() - start:.0f} s")
     print(f"{'image':<16}{'bpp':>8}{'PSNR dB':>10}{'WebP dB':>10}{'decode s':>10}  bit-exact")
+    by_name = {s.name: s for s in sources}
     mismatches = 0
-    for source, image, result in zip(sources, images, results, strict=True):
-        path = out / f"{source.name}.nlc"
-        atomic_write_bytes(path, result.data)
+    for row in rows:
+        name = f"{row['image']}.nlc"
         t0 = time.perf_counter()
-        decoded = nlc_jax.decode(path.read_bytes())
+        decoded = nlc_jax.decode((out / name).read_bytes())
         seconds = time.perf_counter() - t0
-        save_png(out / f"{source.name}.png", decoded)
-        exact = np.array_equal(decoded, result.reconstruction)
+        save_png(out / f"{row['image']}.png", decoded)
+        exact = np.array_equal(decoded, reconstructions[name])
         mismatches += not exact
-        bpp = 8.0 * len(result.data) / (image.shape[0] * image.shape[1])
-        print(f"{source.name:<16}{bpp:8.3f}{psnr_exact(image, decoded):10.2f}"
-              f"{webp_psnr_at(image, bpp):10.2f}{seconds:10.2f}  {'yes' if exact else 'NO'}")
-    return 1 if mismatches else 0
+        image = by_name[row["image"]].load()
+        print(f"{row['image']:<16}{row['bpp']:8.3f}{psnr_exact(image, decoded):10.2f}"
+              f"{webp_psnr_at(image, row['bpp']):10.2f}{seconds:10.2f}  {'yes' if exact else 'NO'}")
+    return 1 if outcome.errors or mismatches else 0
 
 
 if __name__ == "__main__":
