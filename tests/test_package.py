@@ -4,8 +4,10 @@
 
 The fresh venv reuses the dependencies already installed for the tests (one ``.pth`` line naming
 this interpreter's site-packages, read after the venv's own, so the wheel's ``nlc_jax`` wins and
-the checkout's editable install is not seen) instead of downloading JAX again. Marked ``ci``: it
-compiles COOL-CHIC's phases (a few CPU-minutes); ``make test-ci`` (and ``.ci/run``) runs it.
+the checkout's editable install is not seen) instead of downloading JAX again; building the
+wheel fetches only setuptools into pip's isolated build environment (from the index or pip's
+cache). Marked ``ci``: it compiles COOL-CHIC's phases (a few CPU-minutes); ``make test-ci`` (and
+``.ci/run``) runs it.
 """
 
 from __future__ import annotations
