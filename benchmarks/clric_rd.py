@@ -7,9 +7,9 @@ the upper bound; encode time per image.
         [--pixel_weight 0] [--autoencoder_dtype float32] [--crop 0] [--timing] [--no_fid] \\
         [--coolchic bench_out/coolchic_rd_fast] [--output benchmarks/results/clric_rd.json]
 
-Each image's λ values are fitted in one batched call (``nlc_jax.fit.fit_batch``, one engine for
-all images so the step compiles once per shape); every file is decoded and checked against the
-encoder's reconstruction. Finished images are cached in ``<output>_cache/`` (one ``.npz`` each,
+Each image's λ values are fitted and coded in one batched call (``nlc_jax.fit.coding.code_batch``,
+one engine for all images so the step compiles once per shape); every file is decoded and
+checked against the encoder's reconstruction. Finished images are cached in ``<output>_cache/`` (one ``.npz`` each,
 written atomically, with the settings that made it), so a killed run resumes where it stopped;
 a cache made with other settings is refused. ``--coolchic DIR`` adds our COOL-CHIC pixel codec:
 the files a ``benchmarks/coolchic_rd.py`` (or ``encode.py``) run wrote to ``DIR`` are decoded and
@@ -29,9 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nlc_jax.bitstream import BitstreamError  # noqa: E402
@@ -40,14 +38,16 @@ from nlc_jax.codecs.clric import Clric  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel  # noqa: E402
 from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
-from nlc_jax.fit.engine import Engine, FitOptions, fit_batch, make_mesh  # noqa: E402
+from nlc_jax.fit.coding import code_batch  # noqa: E402
+from nlc_jax.fit.engine import Engine, FitOptions, make_mesh  # noqa: E402
 from nlc_jax.fit.pipeline import ResultsTable, output_name  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.fid import extract_patches, fid  # noqa: E402
 from nlc_jax.metrics.lpips import cached_lpips_params, lpips  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
-from nlc_jax.metrics.rd import make_curve  # noqa: E402
+from nlc_jax.metrics.rd import make_curve, reference_records  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "coolchic-5.0.1-kodak.tsv"
 QUALITIES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 70)
@@ -67,17 +67,13 @@ def _config(args):
 
 
 def _fit(codec, engine, image, lmbdas, seed):
-    target = codec.prepare_target(image)
-    n = len(lmbdas)
+    """Fit and code ``image`` at every λ in one batch → (results, seconds)."""
     t0 = time.perf_counter()
-    fit = fit_batch(codec, np.stack([target] * n), np.ones((n, *target.shape[:2]), np.float32),
-                    np.asarray(lmbdas, np.float32), np.full(n, seed), engine=engine)
-    fit_s = time.perf_counter() - t0
-    results = []
-    for i, lm in enumerate(lmbdas):
-        results.append(codec.finalize(jax.tree.map(lambda x, i=i: x[i], fit.params), target,
-                                      image, lm))
-    return results, fit_s, time.perf_counter() - t0
+    coded = code_batch([codec], [engine], [image] * len(lmbdas), lmbdas, [seed] * len(lmbdas))
+    for c, lm in zip(coded, lmbdas, strict=True):
+        if c.result is None:
+            sys.exit(f"error: λ={lm:g}: {c.error}")
+    return [c.result for c in coded], time.perf_counter() - t0
 
 
 def _match(image, codec_name, bpp):
@@ -183,8 +179,8 @@ def main() -> None:
             print(f"{name}: loaded from {done}", flush=True)
             continue
         n_records, keys = len(records), []
-        results, fit_s, total_s = _fit(codec, engine, image, lmbdas, seed=k)
-        encode.append({"image": name, "fits": len(lmbdas), "fit_s": fit_s, "total_s": total_s})
+        results, fit_s = _fit(codec, engine, image, lmbdas, seed=k)
+        encode.append({"image": name, "fits": len(lmbdas), "fit_and_code_s": fit_s})
         ae = codec.autoencoder
         up = ae.decode(ae.encode(image), *image.shape[:2])
         records.append({"codec": "TAEF2 round trip (no compression)", "point": "ae", "image": name,
@@ -217,18 +213,14 @@ def main() -> None:
         np.savez_compressed(tmp, meta=json.dumps(meta, default=float),
                             **{key: decoded[key][-1] for key in keys})
         os.replace(tmp, done)
-        print(f"{name}: fit {fit_s:.1f} s, total {total_s:.1f} s; " + ", ".join(
+        print(f"{name}: fit and code {fit_s:.1f} s; " + ", ".join(
             f"{r['bpp']:.4f} bpp {r['psnr_db']:.2f} dB LPIPS {r['lpips']:.3f}"
             for r in records if r["image"] == name and r["codec"].startswith("CLRIC")),
             flush=True)
     if args.coolchic:
         records += _coolchic_records(args.coolchic, originals, lp, decoded, args.coolchic_label)
     if REFERENCE.exists() and not args.crop:  # published points are for whole images
-        for line in REFERENCE.read_text().splitlines()[1:]:
-            lm, seq, _, _, psnr_db, rate = line.split("\t")
-            if seq in names:
-                records.append({"codec": "Cool-chic 5.0.1 (published, hop)", "point": lm,
-                                "image": seq, "bpp": float(rate), "psnr_db": float(psnr_db)})
+        records += reference_records(REFERENCE, names, "Cool-chic 5.0.1 (published, hop)")
     fids = {}
     feats = None if args.no_fid else _fid_features()
     if feats is not None:
@@ -244,12 +236,12 @@ def main() -> None:
         for _ in range(2):  # the first run compiles the B = 1 step
             t = 0.0
             for i, lm in enumerate(lmbdas):
-                _, fit_s, _ = _fit(codec, engine, image, [lm], seed=i)
+                _, fit_s = _fit(codec, engine, image, [lm], seed=i)
                 t += fit_s
             single.append(t)
-        timing = {"one_at_a_time_fit_s_incl_compile": single[0],
-                  "one_at_a_time_fit_s": single[1],
-                  "batched_fit_s": [e["fit_s"] for e in encode]}
+        timing = {"one_at_a_time_fit_and_code_s_incl_compile": single[0],
+                  "one_at_a_time_fit_and_code_s": single[1],
+                  "batched_fit_and_code_s": [e["fit_and_code_s"] for e in encode]}
     codecs = sorted({r["codec"] for r in records})
     curves = [make_curve(records, c, names) for c in codecs]
     for metric in ("lpips", "psnr_db"):
@@ -262,7 +254,7 @@ def main() -> None:
     load = os.getloadavg()
     json.dump({"command": " ".join(sys.argv), "config": config.to_dict(),
                "mac_per_pixel": mac_per_pixel(codec.arch) / codec.pixels_per_position,
-               "load_average": load, "images": names, "lmbdas": lmbdas, "curves": summary,
+               "load_average": load, "machine": machine_facts(), "images": names, "lmbdas": lmbdas, "curves": summary,
                "patch_fid": fids, "encode": encode, "timing": timing, "records": records},
               open(out_path, "w"), indent=1, default=float)
     print(f"\n{'codec':40s} {'bpp':>8s} {'PSNR':>7s} {'LPIPS':>7s}")

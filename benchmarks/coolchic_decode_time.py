@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlc_jax.bitstream.container import read_container  # noqa: E402
 from nlc_jax.codecs.coolchic import CoolChic  # noqa: E402

@@ -6,7 +6,7 @@
 Isolates the part of COOL-CHIC decoding that issue #4 found dominant: range decoding the 7
 latent grids (1/1 … 1/64 of ``height × width``) with the integer ARM along the wavefronts of
 ``nlc_jax.codecs.coolchic.latent_coding`` for each layout in ``--tiles`` (``RxC`` tiles, or
-``stripes``: header version 1's full-width 64-row stripes; default: the format's tile). The ARM
+``stripes``: the first header version's full-width 64-row stripes; default: the format's tile). The ARM
 has each preset's context size and depth but random integer weights (no fit needed), and the
 latents are Laplace(0, 0.7) integers, so the timing measures the coding machinery (per-wavefront
 ARM call + coder call), not a trained model's rate. Prints a table and writes
@@ -18,31 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from configs.coolchic import ARCHS  # noqa: E402
-from nlc_jax.codecs.coolchic import latent_coding  # noqa: E402
-from nlc_jax.codecs.coolchic.arm import IntArm  # noqa: E402
-from nlc_jax.entropy.context import causal_offsets  # noqa: E402
-
-
-def parse_tile(text: str) -> tuple[int, int]:
-    """``"RxC"`` → ``(R, C)``; ``"stripes"`` → :data:`latent_coding.STRIPES`."""
-    if text == "stripes":
-        return latent_coding.STRIPES
-    rows, cols = text.lower().split("x")
-    return int(rows), int(cols)
-
-
-def tile_name(tile: tuple[int, int]) -> str:
-    """``(R, C)`` → ``"RxC"`` (``"stripes"`` for :data:`latent_coding.STRIPES`)."""
-    return "stripes" if tuple(tile) == latent_coding.STRIPES else f"{tile[0]}x{tile[1]}"
+from nlc_jax.codecs.coolchic import latent_coding
+from nlc_jax.codecs.coolchic.arm import IntArm
+from nlc_jax.codecs.coolchic.latent_coding import parse_tile, tile_name
+from nlc_jax.configs.coolchic import ARCHS
+from nlc_jax.entropy.context import causal_offsets
 
 
 def _random_arm(n: int, hidden: int, rng: np.random.Generator) -> dict:

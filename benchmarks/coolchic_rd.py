@@ -4,13 +4,14 @@
         --lmbdas 0.0004,0.001,0.004,0.02 [--max_images 3] [--n_itr 2000] [--output bench_out/rd]
 
 Encodes every image at every λ with the batched engine (files and ``results.tsv`` in
-``--output``; a rerun resumes), decodes every file and checks it against the encoder's PSNR,
-then writes:
+``--output``; a rerun resumes), decodes every file and checks that its pixels equal the
+encoder's reconstruction (``nlc_jax.fit.verify``: array comparison; a diverged fit or a
+mismatch stops the run with one ``error:`` line), then writes:
 
 * ``rd.tsv``: per-image records (ours and the reference's rows for the same images);
 * ``rd.png``: mean RD curves of ours, Cool-chic 5.0.1 and Pillow WebP on the same axes;
 * ``rd.json``: BD-rate vs Cool-chic 5.0.1 per image and mean (and the BD-rate of the mean
-  curves), BD-rate of WebP vs ours, decode times;
+  curves), BD-rate of WebP vs ours, decode times, the machine (CPU, cores, load, JAX);
 
 and prints a table. The reference is ``../shared/reference/coolchic-5.0.1-kodak.tsv``.
 """
@@ -25,50 +26,22 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from nlc_jax.codecs import registry  # noqa: E402
+import nlc_jax  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
-from nlc_jax.demo import load_config  # noqa: E402
-from nlc_jax.fit.pipeline import EncodeSettings, encode_images, output_name  # noqa: E402
-from nlc_jax.metrics.bd import bd_rate  # noqa: E402
+from nlc_jax.fit.pipeline import EncodeSettings  # noqa: E402
+from nlc_jax.fit.verify import VerifyError, encode_and_verify  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
 from nlc_jax.metrics.psnr import psnr  # noqa: E402
-from nlc_jax.metrics.rd import make_curve, write_tsv  # noqa: E402
+from nlc_jax.metrics.rd import bd_pair, make_curve, reference_records, write_tsv  # noqa: E402
 
-REFERENCE = Path(__file__).resolve().parents[1] / "../shared/reference/coolchic-5.0.1-kodak.tsv"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/coolchic-5.0.1-kodak.tsv"
 OURS, REF, WEBP = "nlc_jax coolchic", "Cool-chic 5.0.1", "WebP (Pillow)"
-
-
-def read_reference(path: Path) -> list[dict]:
-    """Reference rows as RD records (codec ``REF``, point = λ)."""
-    lines = path.read_text().strip().split("\n")
-    head = lines[0].split("\t")
-    rows = [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
-    return [{"codec": REF, "point": f"{float(r['lmbda']):g}", "image": r["seq_name"],
-             "bpp": float(r["rate_bpp"]), "psnr_db": float(r["psnr_db"])} for r in rows]
-
-
-def _bd(records: list[dict], anchor: str, test: str, image: str | None = None) -> float:
-    def curve(codec):
-        rs = sorted((r for r in records if r["codec"] == codec
-                     and (image is None or r["image"] == image)), key=lambda r: r["bpp"])
-        return [r["bpp"] for r in rs], [r["psnr_db"] for r in rs]
-    try:
-        return bd_rate(*curve(anchor), *curve(test))
-    except ValueError:
-        return float("nan")
-
-
-def _bd_curves(anchor, test) -> float:
-    try:
-        return bd_rate(anchor.bpp, anchor.values["psnr_db"], test.bpp, test.values["psnr_db"])
-    except ValueError:
-        return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=None)
     args = p.parse_args(argv)
 
-    config = load_config(args.preset)
+    config = nlc_jax.load_config("coolchic", args.preset)
     for key in ("n_itr", "warmup_steps", "final_steps", "n_candidates"):
         if getattr(args, key):
             config.recipe[key] = getattr(args, key)
@@ -95,38 +68,35 @@ def main(argv: list[str] | None = None) -> int:
     sources = open_inputs(args.images)
     if args.max_images:
         sources = sources[:args.max_images]
-    codec = registry.make(config)
+    codec = nlc_jax.make_codec(config)
     settings = EncodeSettings(lmbdas=lmbdas, batch_size=args.batch_size)
     t0 = time.perf_counter()
-    encode_images(codec, sources, out, settings)
+    try:
+        files = encode_and_verify(codec, sources, out, settings)
+    except VerifyError as err:
+        sys.exit(f"error: {err}")
     encode_s = time.perf_counter() - t0
 
-    records, decode_s = [], []
-    sweep = len(lmbdas) > 1
+    records = [{"codec": OURS, "point": f"{f.lmbda:g}", "image": f.image, "bpp": f.bpp,
+                "psnr_db": f.psnr_db} for f in files]
+    decode_s = [f.decode_s for f in files]
     for src in sources:
         image = src.load()
-        for lmbda in lmbdas:
-            data = (out / output_name(src.name, lmbda, sweep)).read_bytes()
-            t = time.perf_counter()
-            decoded = registry.decode_bytes(data)
-            decode_s.append(time.perf_counter() - t)
-            records.append({"codec": OURS, "point": f"{lmbda:g}", "image": src.name,
-                            "bpp": 8.0 * len(data) / (image.shape[0] * image.shape[1]),
-                            "psnr_db": float(psnr(image, decoded))})
         for q in (5, 20, 40, 60, 80, 95):
             decoded, size = encode_decode(image, "webp", q)
             records.append({"codec": WEBP, "point": f"q{q}", "image": src.name,
                             "bpp": 8.0 * size / (image.shape[0] * image.shape[1]),
                             "psnr_db": float(psnr(image, decoded))})
     names = [s.name for s in sources]
-    reference = [r for r in read_reference(args.reference) if r["image"] in names]
+    reference = reference_records(args.reference, names, REF)
     records += reference
     out.mkdir(parents=True, exist_ok=True)
     write_tsv(out / "rd.tsv", records)
 
-    per_image = {n: _bd(records, REF, OURS, n) for n in names}
+    per_image = {n: bd_pair(make_curve(records, REF, [n]), make_curve(records, OURS, [n]))
+                 ["bd_rate_pct"] for n in names}
     curves = [make_curve(records, c, names) for c in (OURS, REF, WEBP)]
-    mean_curve_bd = {c.codec: _bd_curves(curves[1], c) for c in curves[::2]}
+    mean_curve_bd = {c.codec: bd_pair(curves[1], c)["bd_rate_pct"] for c in curves[::2]}
     plot_rd(curves, "psnr_db", out / "rd.png", bd_rates=mean_curve_bd, bd_anchor=REF,
             dataset=f"Kodak ({len(names)} images)")
     summary = {
@@ -136,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         "bd_rate_vs_coolchic_mean_of_images": float(np.nanmean(list(per_image.values()))),
         "bd_rate_vs_coolchic_of_mean_curves": mean_curve_bd[OURS],
         "bd_rate_webp_vs_coolchic_of_mean_curves": mean_curve_bd[WEBP],
-        "bd_rate_webp_vs_ours": _bd_curves(curves[0], curves[2]),
+        "bd_rate_webp_vs_ours": bd_pair(curves[0], curves[2])["bd_rate_pct"],
         "encode_s_total": encode_s, "decode_s_mean": float(np.mean(decode_s)),
-        "decode_s_max": float(np.max(decode_s)), "machine": "see docs/coolchic.md",
+        "decode_s_max": float(np.max(decode_s)), "decoded_equals_encoder": len(files),
+        "machine": machine_facts(),
     }
     (out / "rd.json").write_text(json.dumps(summary, indent=2))
     print(f"{'image':<10}{'lmbda':>8}{'bpp':>8}{'PSNR':>8}   ref bpp  ref PSNR")

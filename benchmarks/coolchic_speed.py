@@ -19,15 +19,16 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nlc_jax.codecs.coolchic import CoolChic, mac_per_pixel  # noqa: E402
-from nlc_jax.config_files import apply_overrides  # noqa: E402
+from nlc_jax.config_files import (
+    apply_overrides,  # noqa: E402
+    load_config,  # noqa: E402
+)
 from nlc_jax.data.images import load_image  # noqa: E402
-from nlc_jax.demo import load_config  # noqa: E402
 from nlc_jax.fit.step_time import time_train_step  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="config override, e.g. recipe.optimizer=adam (repeatable)")
     args = p.parse_args(argv)
 
-    codec = CoolChic(apply_overrides(load_config(args.preset), args.set))
+    codec = CoolChic(apply_overrides(load_config("coolchic", args.preset), args.set))
     image = load_image(args.image)
     timing = time_train_step(codec, image, args.lmbda, args.steps, args.fit_steps)
     compile_s, step_s, params = timing.compile_s, timing.step_s, timing.params

@@ -4,10 +4,10 @@
         [--lmbda 0.001] [--n_itr 300] [--train_tile stripes] \\
         [--eval_tiles stripes,64x64,32x64,32x32,16x16] [--output bench_out/tiles_fast]
 
-Fits one image (``nlc_jax.fit.fit_batch``, the preset's recipe with ``--n_itr`` and the other
-recipe overrides) with the ARM trained under the context mask of ``--train_tile`` (``RxC``
-tiles, or ``stripes``: header version 1's 64-row stripes), writes the ``.nlc`` file (format
-version 2, latents in ``latent_coding.TILE``) and
+Fits and codes one image (``nlc_jax.fit.coding.code_batch``, the preset's recipe with
+``--n_itr`` and the other recipe overrides) with the ARM trained under the context mask of
+``--train_tile`` (``RxC`` tiles, or ``stripes``: the first header version's 64-row stripes), writes the
+``.nlc`` file (latents in ``latent_coding.TILE`` tiles, the format's layout) and
 
 * re-codes the same integer latents and ARM with each layout of ``--eval_tiles`` (real range
   coding): the bpp each layout would give for this fit — for layouts other than the training
@@ -29,11 +29,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from coolchic_latent_decode import parse_tile, tile_name  # noqa: E402
 
 from nlc_jax.bitstream.container import SectionType, read_container  # noqa: E402
 from nlc_jax.codecs.coolchic import (  # noqa: E402
@@ -44,11 +42,13 @@ from nlc_jax.codecs.coolchic import (  # noqa: E402
 from nlc_jax.codecs.coolchic import codec as coolchic_codec  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import init_networks, zeros_template  # noqa: E402
 from nlc_jax.codecs.coolchic.codec import decode_fit  # noqa: E402
+from nlc_jax.codecs.coolchic.latent_coding import parse_tile, tile_name  # noqa: E402
+from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
-from nlc_jax.demo import load_config  # noqa: E402
 from nlc_jax.entropy import param_coding  # noqa: E402
-from nlc_jax.fit.buckets import pad_target  # noqa: E402
-from nlc_jax.fit.engine import FitOptions, fit_batch  # noqa: E402
+from nlc_jax.fit.coding import code_batch  # noqa: E402
+from nlc_jax.fit.engine import Engine, make_mesh  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=Path("bench_out/tiles"))
     args = p.parse_args(argv)
 
-    config = load_config(args.preset)
+    config = load_config("coolchic", args.preset)
     for key, value in (("n_itr", args.n_itr), ("n_candidates", args.n_candidates)):
         if value > 0:
             config.recipe[key] = value
@@ -80,18 +80,15 @@ def main(argv: list[str] | None = None) -> int:
                                                          tile=train_tile)
     codec = CoolChic(config)
     image = load_image(args.image)
-    target = np.asarray(codec.prepare_target(image), np.float32)
     h, w = image.shape[:2]
-    padded, mask = pad_target(target, (-(-h // 64) * 64, -(-w // 64) * 64))
     load_start = os.getloadavg()
     t0 = time.perf_counter()
-    fit = fit_batch(codec, padded[None], mask[None], np.array([args.lmbda], np.float32),
-                    np.array([args.seed]), options=FitOptions())
-    fit_s = time.perf_counter() - t0
-    params = jax.tree.map(lambda x: np.asarray(x[0]), fit.params)
-    t0 = time.perf_counter()
-    result = codec.finalize(params, target, image, args.lmbda)
-    finalize_s = time.perf_counter() - t0
+    (coded,) = code_batch([codec], [Engine(codec, make_mesh())], [image], [args.lmbda],
+                          [args.seed], multiple=64)
+    fit_and_code_s = time.perf_counter() - t0
+    if coded.result is None:
+        sys.exit(f"error: {args.image}: {coded.error}")
+    result, params = coded.result, coded.params
     args.output.mkdir(parents=True, exist_ok=True)
     stem = Path(args.image).stem
     (args.output / f"{stem}.nlc").write_bytes(result.data)
@@ -128,15 +125,14 @@ def main(argv: list[str] | None = None) -> int:
            "recipe": config.recipe.to_dict(), "train_tile": tile_name(train_tile),
            "file_tile": tile_name(latent_coding.TILE), "bpp": result.info["bpp"],
            "psnr_db": result.info["psnr_db"], "latent_bpp": result.info["latent_bpp"],
-           "network_bpp": result.info["network_bpp"], "fit_s": fit_s, "finalize_s": finalize_s,
+           "network_bpp": result.info["network_bpp"], "fit_and_code_s": fit_and_code_s,
            "decode_s_best": min(times), "decode_s_all": times,
            "decode_bit_exact": bool(np.array_equal(decoded, result.reconstruction)),
            "layouts": layouts, "load_avg_at_fit_start": load_start,
-           "load_avg_before_decode": load_decode, "load_avg_end": os.getloadavg()}
+           "load_avg_before_decode": load_decode, "machine": machine_facts()}
     (args.output / "tiles.json").write_text(json.dumps(out, indent=2))
     print(f"{args.preset} {w}x{h} λ={args.lmbda:g} trained with {tile_name(train_tile)}: "
-          f"{out['bpp']:.4f} bpp {out['psnr_db']:.2f} dB | fit {fit_s:.0f} s | finalize "
-          f"{finalize_s:.0f} s | decode best {min(times):.3f} s (load {load_decode[0]:.1f}) | "
+          f"{out['bpp']:.4f} bpp {out['psnr_db']:.2f} dB | fit and code {fit_and_code_s:.0f} s | decode best {min(times):.3f} s (load {load_decode[0]:.1f}) | "
           f"bit-exact {out['decode_bit_exact']}")
     for r in layouts:
         mark = " (trained)" if r["trained_with_this_mask"] else ""

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 
 from nlc_jax.entropy import coding
 from nlc_jax.entropy.distributions import numpy_bin_mass
+from nlc_jax.machine import machine_facts
 
 
 def _best(fn, repeats):
@@ -141,10 +140,9 @@ def main() -> None:
               f"{r['overhead_vs_ideal_pct']:>8.3f}% {r['coded_minus_exact_bits']:>14.1f}")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "load_avg_1min": os.getloadavg()[0]}
+    meta = machine_facts()
     (out / "entropy_coding.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"load average {meta['load_avg_1min']:.1f} on {meta['cpus']} CPUs; "
+    print(f"load average {meta['load_average'][0]:.1f} on {meta['cores']} CPUs; "
           f"wrote {out / 'entropy_coding.json'}")
 
 

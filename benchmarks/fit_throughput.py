@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -31,13 +30,10 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "configs"))
-sys.path.insert(0, str(ROOT))
-
-import coolchic as coolchic_configs  # noqa: E402
 
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import Arch, mac_per_pixel  # noqa: E402
+from nlc_jax.configs import coolchic as coolchic_configs  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.fit import make_mesh  # noqa: E402
 from nlc_jax.fit.throughput import is_out_of_memory, time_main_chunk  # noqa: E402

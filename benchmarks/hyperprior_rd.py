@@ -32,7 +32,6 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
@@ -40,11 +39,19 @@ from benchmarks.coolchic_rd import OURS as COOLCHIC_OURS  # noqa: E402
 from nlc_jax.codecs.hyperprior import make_codec  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
-from nlc_jax.metrics.bd import BDError, bd_psnr, bd_rate  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.classic_codecs import DEFAULT_QUALITIES, DISPLAY_NAMES, encode_decode  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
-from nlc_jax.metrics.rd import METRICS, Curve, make_curve, read_tsv, write_tsv  # noqa: E402
+from nlc_jax.metrics.rd import (  # noqa: E402
+    METRICS,
+    Curve,
+    bd_pair,
+    make_curve,
+    read_tsv,
+    reference_records,
+    write_tsv,
+)
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 ANCHOR = "CompressAI mbt2018-mean"
@@ -139,22 +146,6 @@ def classic_records(sources) -> list[dict]:
     return records
 
 
-def bd_pair(anchor: Curve, test: Curve) -> dict:
-    """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor``.
-
-    Each is NaN with its reason when undefined: BD-rate needs the curves to overlap in PSNR,
-    BD-PSNR in rate (an under-trained model can overlap in one and not the other).
-    """
-    out = {}
-    for key, fn in (("bd_rate_pct", bd_rate), ("bd_psnr_db", bd_psnr)):
-        try:
-            out[key] = fn(anchor.bpp, anchor.values["psnr_db"], test.bpp, test.values["psnr_db"])
-        except BDError as e:
-            out[key] = float("nan")
-            out[f"{key}_undefined"] = str(e)
-    return out
-
-
 def print_bd(name: str, v: dict) -> None:
     """One BD line, with the reasons of undefined values."""
     reasons = "; ".join(v[k] for k in ("bd_rate_pct_undefined", "bd_psnr_db_undefined") if k in v)
@@ -197,8 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                 workdir, r, sources, args.files, VARIABLE, f"{lmbda:g}")
             records += recs
     records += classic_records(sources)
-    coolchic_ref = [dict(r, codec=COOLCHIC_REF) for r in
-                    read_tsv(REFERENCE / "coolchic-5.0.1-kodak.tsv") if r["image"] in names]
+    coolchic_ref = reference_records(REFERENCE / "coolchic-5.0.1-kodak.tsv", names, COOLCHIC_REF)
     records += coolchic_ref
     ours_coolchic = []
     if args.coolchic_tsv is not None:
@@ -235,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
             bd_rates={k: v["bd_rate_pct"] for k, v in bd.items()}, bd_anchor=ANCHOR,
             dataset=dataset)
     summary = {
-        "images": names, "load_average": os.getloadavg(),
+        "images": names, "load_average": os.getloadavg(), "machine": machine_facts(),
         "training": budgets, "timing_ours": timings, "timing_compressai_published":
             published_timing,
         "curves": {c.codec: {"points": list(c.points), "bpp": c.bpp.tolist(),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from nlc_jax.machine import machine_facts
 from nlc_jax.metrics.fid import extract_patches
 from nlc_jax.metrics.inception import (
     InceptionWeightsError,
@@ -94,8 +94,7 @@ def main() -> None:
     out.write_text(json.dumps({
         "images_per_second": results, "height": args.height, "width": args.width,
         "batch": args.batch, "device": str(jax.devices()[0]), "backend": jax.default_backend(),
-        "cpu_count": __import__("os").cpu_count(), "machine": platform.machine(),
-        "jax": jax.__version__,
+        "machine": machine_facts(),
     }, indent=2) + "\n")
     print(f"wrote {out}")
 

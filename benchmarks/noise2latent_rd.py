@@ -6,9 +6,10 @@
 
 Both codecs fit the same images (centre crops of ``--crop`` pixels, or full images with
 ``--crop 0``) at the same λ's with the same number of iterations, all λ of a batch in one
-vmapped fit (``nlc_jax.fit``). Every file is decoded again and checked against the encoder's
-PSNR. Writes ``<output>.tsv`` (per-image records), ``<output>.json`` (BD-rates, MAC/pixel,
-timings) and ``<output>_psnr_db.png``, and prints a table.
+vmapped fit (``nlc_jax.fit``). Every file is decoded again and its pixels checked against the
+encoder's reconstruction (``nlc_jax.fit.verify``: array comparison; a diverged fit or a mismatch
+stops the run with one ``error:`` line). Writes ``<output>.tsv`` (per-image records), ``<output>.json`` (BD-rates, MAC/pixel,
+timings, the machine) and ``<output>_psnr_db.png``, and prints a table.
 
 BD-rates (pchip, ``nlc_jax.metrics.bd``) of the mean curves: Noise-to-Latent against our
 COOL-CHIC and against Pillow WebP on the same images, and against Cool-chic 5.0.1's published
@@ -32,26 +33,24 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from coolchic_rd import read_reference  # noqa: E402
 
+import nlc_jax  # noqa: E402
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic import mac_per_pixel as coolchic_macs  # noqa: E402
 from nlc_jax.codecs.noise2latent import mac_per_pixel as noise2latent_macs  # noqa: E402
-from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.datasets import ImageSource, open_inputs  # noqa: E402
+from nlc_jax.data.images import centre_crop  # noqa: E402
 from nlc_jax.fit.buckets import BucketPolicy  # noqa: E402
-from nlc_jax.fit.pipeline import EncodeSettings, encode_images, output_name  # noqa: E402
-from nlc_jax.metrics.bd import bd_psnr, bd_rate  # noqa: E402
+from nlc_jax.fit.pipeline import EncodeSettings  # noqa: E402
+from nlc_jax.fit.verify import VerifyError, encode_and_verify  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
-from nlc_jax.metrics.rd import make_curve, write_tsv  # noqa: E402
+from nlc_jax.metrics.rd import bd_pair, make_curve, reference_records, write_tsv  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "coolchic-5.0.1-kodak.tsv"
 N2L, COOLCHIC, REF, WEBP = ("nlc_jax noise2latent", "nlc_jax coolchic", "Cool-chic 5.0.1",
@@ -59,38 +58,22 @@ N2L, COOLCHIC, REF, WEBP = ("nlc_jax noise2latent", "nlc_jax coolchic", "Cool-ch
 MACS = {N2L: noise2latent_macs, COOLCHIC: coolchic_macs}
 
 
-def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """``[H, W, 3]`` → the centre ``[size, size, 3]`` (the image itself if ``size`` is 0)."""
-    if not size:
-        return image
-    h, w = image.shape[:2]
-    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
-    return image[top:top + size, left:left + size]
-
-
 def fit_and_decode(codec, sources, lmbdas, out: Path, label: str, batch_size: int
                    ) -> tuple[list[dict], dict]:
     """Encode every source at every λ, decode every file → (records, timings)."""
     settings = EncodeSettings(lmbdas=lmbdas, batch_size=batch_size, progress=False,
                               policy=BucketPolicy(multiple=16), checkpoint_every_s=None)
-    outcome = encode_images(codec, sources, out, settings)
-    if outcome.errors:
-        raise RuntimeError(f"{label}: {outcome.errors}")
+    try:
+        files = encode_and_verify(codec, sources, out, settings)
+    except VerifyError as err:
+        sys.exit(f"error: {label}: {err}")
     # Per-batch encode seconds as results.tsv recorded them (a rerun resumes and fits nothing).
     with open(out / "results.tsv") as f:
         batches = {row["batch_id"]: float(row["encode_s"])
                    for row in csv.DictReader(f, delimiter="\t")}
-    records, decode_s = [], []
-    for src in sources:
-        image = src.load()
-        for lmbda in lmbdas:
-            data = (out / output_name(src.name, lmbda, len(lmbdas) > 1)).read_bytes()
-            t = time.perf_counter()
-            decoded = registry.decode_bytes(data)
-            decode_s.append(time.perf_counter() - t)
-            records.append({"codec": label, "point": f"{lmbda:g}", "image": src.name,
-                            "bpp": 8.0 * len(data) / (image.shape[0] * image.shape[1]),
-                            "psnr_db": psnr_exact(image, decoded)})
+    records = [{"codec": label, "point": f"{f.lmbda:g}", "image": f.image, "bpp": f.bpp,
+                "psnr_db": f.psnr_db} for f in files]
+    decode_s = [f.decode_s for f in files]
     seconds = list(batches.values())
     return records, {"encode_s_per_batch": seconds, "fits_per_batch": batch_size,
                      "encode_s_per_fit_after_compile": float(np.median(seconds[1:] or seconds))
@@ -102,7 +85,7 @@ def fit_and_decode(codec, sources, lmbdas, out: Path, label: str, batch_size: in
 def full_size_decode_s(codec, height: int = 512, width: int = 768, repeats: int = 3) -> float:
     """Best-of-``repeats`` decode time of a ``height × width`` file from perturbed initial
     parameters (a timing file)."""
-    params = codec.init(jax.random.key(0), (height, width, 3), jnp.float32(1e-3))
+    params = codec.init(jax.random.key(0), (height, width, 3))
     keys = iter(jax.random.split(jax.random.key(1), 256))
     params = {k: (v if k in ("noise", "seed", "latents") else
                   jax.tree.map(lambda a: a + 0.05 * jax.random.normal(next(keys), a.shape), v))
@@ -121,16 +104,9 @@ def full_size_decode_s(codec, height: int = 512, width: int = 768, repeats: int 
 
 
 def bd(records: list[dict], names: list[str], anchor: str, test: str) -> dict:
-    """BD-rate (%) and BD-PSNR (dB) of ``test``'s mean curve against ``anchor``'s; each is NaN
-    with its reason when the curves share no quality (BD-rate) or rate (BD-PSNR) range."""
-    a, t = make_curve(records, anchor, names), make_curve(records, test, names)
-    out: dict = {}
-    for key, fn in (("bd_rate_pct", bd_rate), ("bd_psnr_db", bd_psnr)):
-        try:
-            out[key] = fn(a.bpp, a.values["psnr_db"], t.bpp, t.values["psnr_db"])
-        except ValueError as err:
-            out[key], out[f"{key}_why"] = float("nan"), str(err)
-    return out
+    """BD-rate (%) and BD-PSNR (dB) of ``test``'s mean curve against ``anchor``'s
+    (:func:`nlc_jax.metrics.rd.bd_pair`: NaN with the reason when undefined)."""
+    return bd_pair(make_curve(records, anchor, names), make_curve(records, test, names))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     sources = [ImageSource(s.name, array=np.ascontiguousarray(centre_crop(s.load(), args.crop)))
                for s in sources]
     names = [s.name for s in sources]
-    configs = {N2L: load_config("noise2latent", args.preset),
-               COOLCHIC: load_config("coolchic", args.coolchic_preset)}
+    configs = {N2L: nlc_jax.load_config("noise2latent", args.preset),
+               COOLCHIC: nlc_jax.load_config("coolchic", args.coolchic_preset)}
     records, summary = [], {"images": names, "crop": args.crop, "lmbdas": lmbdas}
     work = args.output.parent / (args.output.name + "_files")
     for label, config in configs.items():
@@ -179,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append({"codec": WEBP, "point": f"q{q}", "image": src.name,
                             "bpp": 8.0 * size / (image.shape[0] * image.shape[1]),
                             "psnr_db": psnr_exact(image, decoded)})
-    reference = [r for r in read_reference(REFERENCE) if r["image"] in names]
+    reference = reference_records(REFERENCE, names, REF)
     records += reference
     summary["bd_vs_coolchic"] = bd(records, names, COOLCHIC, N2L)
     summary["bd_vs_webp"] = bd(records, names, WEBP, N2L)
@@ -196,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                       for c in curves if c.codec != COOLCHIC},
             bd_anchor=COOLCHIC,
             dataset=f"Kodak, {len(names)} images" + (f", {args.crop}² crops" if args.crop else ""))
+    summary["machine"] = machine_facts()
     args.output.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=float))
 
     print(f"{'codec':<22}{'image':<9}{'λ':>8}{'bpp':>8}{'PSNR':>8}")

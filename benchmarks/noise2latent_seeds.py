@@ -4,15 +4,15 @@
         --crop 128 --n_itr 600 --lmbda 0.001 --seeds 4 \\
         [--output benchmarks/results/noise2latent_seeds.json]
 
-Two batched fits of the same crop (``nlc_jax.fit.fit_batch``):
+Two batched fits of the same crop (``nlc_jax.fit.coding.code_batch``):
 
 * ``--seeds`` fits with one candidate each and different seeds (one vmapped batch): the spread
   of their final rate–distortion loss, bpp and PSNR is the seed sensitivity;
 * one fit with ``--seeds`` candidates (the engine's warm-up keeps the best 2, then the best 1):
   the seed search.
 
-Every result is coded to a real file (bpp = file size) and decoded; prints a table and writes
-JSON.
+Every result is coded to a real file (bpp = file size) and decoded, and the decoded pixels are
+checked against the encoder's reconstruction; prints a table and writes JSON (with the machine).
 """
 
 from __future__ import annotations
@@ -26,31 +26,29 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from noise2latent_rd import centre_crop  # noqa: E402
 
-from nlc_jax.codecs import registry  # noqa: E402
-from nlc_jax.config_files import load_config  # noqa: E402
-from nlc_jax.data.images import load_image  # noqa: E402
-from nlc_jax.fit import fit_batch  # noqa: E402
+import nlc_jax  # noqa: E402
+from nlc_jax.data.images import centre_crop, load_image  # noqa: E402
+from nlc_jax.fit.coding import CodedFit, code_batch, rd_cost  # noqa: E402
+from nlc_jax.fit.engine import Engine, make_mesh  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
 
 
-def code(codec, fit, index: int, image: np.ndarray, lmbda: float) -> dict:
-    """Finalize fit ``index`` of a batch, decode the file → its numbers."""
-    params = jax.tree.map(lambda x: x[index], fit.params)
-    result = codec.finalize(params, codec.prepare_target(image), image, lmbda)
-    decoded = registry.decode_bytes(result.data)
-    assert np.array_equal(decoded, result.reconstruction)
-    h, w = image.shape[:2]
-    mse = 10 ** (-psnr_exact(image, decoded) / 10)  # on [0, 1], as in the loss
-    bpp = 8.0 * len(result.data) / (h * w)
-    return {"seed": int(result.info["seed"]), "bpp": bpp, "psnr_db": psnr_exact(image, decoded),
-            "loss": mse + lmbda * bpp, "eval_loss": float(fit.eval_loss[index])}
+def numbers(coded: CodedFit, image: np.ndarray, lmbda: float) -> dict:
+    """A coded fit's file, decoded and checked against the encoder → its numbers."""
+    if coded.result is None:
+        sys.exit(f"error: {coded.error}")
+    decoded = nlc_jax.decode(coded.result.data)
+    if not np.array_equal(decoded, coded.result.reconstruction):
+        sys.exit("error: decoded pixels differ from the encoder's reconstruction")
+    bpp = 8.0 * len(coded.result.data) / (image.shape[0] * image.shape[1])
+    return {"seed": int(coded.result.info["seed"]), "bpp": bpp,
+            "psnr_db": psnr_exact(image, decoded),
+            "loss": rd_cost(coded.result.data, decoded, image, lmbda),
+            "eval_loss": coded.eval_loss}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,19 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     image = np.ascontiguousarray(centre_crop(load_image(Path(args.image)), args.crop))
-    h, w = image.shape[:2]
     runs = {}
     for name, (fits, candidates) in {"one_seed_each": (args.seeds, 1),
                                      "seed_search": (1, args.seeds)}.items():
-        config = load_config("noise2latent", args.preset)
+        config = nlc_jax.load_config("noise2latent", args.preset)
         config.recipe.n_itr, config.recipe.n_candidates = args.n_itr, candidates
-        codec = registry.make(config)
-        target = codec.prepare_target(image)
+        codec = nlc_jax.make_codec(config)
         t0 = time.perf_counter()
-        fit = fit_batch(codec, np.repeat(target[None], fits, 0), np.ones((fits, h, w), np.float32),
-                        np.full(fits, args.lmbda, np.float32), np.arange(fits) * 7919 + 1)
-        runs[name] = {"fit_s": time.perf_counter() - t0,
-                      "fits": [code(codec, fit, i, image, args.lmbda) for i in range(fits)]}
+        coded = code_batch([codec], [Engine(codec, make_mesh())], [image] * fits,
+                           [args.lmbda] * fits, [int(k) * 7919 + 1 for k in range(fits)])
+        runs[name] = {"fit_and_code_s": time.perf_counter() - t0,
+                      "fits": [numbers(c, image, args.lmbda) for c in coded]}
     spread = runs["one_seed_each"]["fits"]
     losses = np.array([f["loss"] for f in spread])
     summary = {"image": Path(args.image).stem, "crop": args.crop, "preset": args.preset,
@@ -87,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                "psnr_db_range": [min(f["psnr_db"] for f in spread),
                                  max(f["psnr_db"] for f in spread)],
                "bpp_range": [min(f["bpp"] for f in spread), max(f["bpp"] for f in spread)],
-               "seed_search_loss": runs["seed_search"]["fits"][0]["loss"]}
+               "seed_search_loss": runs["seed_search"]["fits"][0]["loss"],
+               "machine": machine_facts()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(summary, indent=2))
     print(f"{'run':<16}{'seed':>12}{'bpp':>8}{'PSNR':>8}{'loss':>11}")

@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from configs.hyperprior import get_config  # noqa: E402
+from nlc_jax.configs.hyperprior import get_config  # noqa: E402
 from nlc_jax.train.loop import build_trainer  # noqa: E402
 
 

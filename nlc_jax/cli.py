@@ -1,4 +1,4 @@
-"""What the absl command-line programs (``encode.py``, ``train.py``) share: a bad flag, config
+"""What the command-line programs (``nlc-encode``, ``nlc-train``, …) share: a bad flag, config
 file, config key or output folder is one ``<program>: error: …`` line and exit status 2, never a
 traceback.
 """
@@ -10,7 +10,43 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from absl import flags
+from absl import app, flags
+
+from nlc_jax.config_files import config_file_argument
+
+
+def program_name() -> str:
+    """The running command's name for error lines: ``nlc-encode``, ``encode.py``, …"""
+    return Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "nlc_jax"
+
+
+_program = "nlc_jax"  # the running command's name in error lines (set by run_command)
+
+
+def current_program() -> str:
+    """The name :func:`run_command` gave the running command (``nlc-encode``, ``encode.py``)."""
+    return _program
+
+
+def run_command(main: Callable[[list[str]], None], module_name: str, doc: str,
+                program: str | None = None) -> None:
+    """Run an absl command: ``--help`` shows ``doc`` and the flags of ``module_name``, bad flags
+    are one line and exit 2; ``program`` names the command in error lines (default: the
+    running script's name)."""
+    global _program
+    _program = program or program_name()
+    show_flags_in_help(module_name, doc)
+    app.run(main, flags_parser=flags_parser(_program))
+
+
+def show_flags_in_help(module_name: str, doc: str) -> None:
+    """Make absl's ``--help`` of a console command (whose ``__main__`` is a generated stub)
+    print the command module's docstring and flags, as for a script that defines them."""
+    main = sys.modules["__main__"]
+    if not getattr(main, "__doc__", None):
+        main.__doc__ = doc
+    for flag in flags.FLAGS.get_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def fail(program: str, message: str, status: int = 2) -> NoReturn:
@@ -38,7 +74,7 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
 
     def parse(argv: list[str]) -> list[str]:
         try:
-            return flags.FLAGS(argv)
+            return flags.FLAGS(shipped_configs(argv))
         except flags.Error as e:
             fail(program, one_line(str(e)))
         except OSError as e:  # config_flags: an override of a config file that did not load
@@ -50,6 +86,23 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
                  + (f" in {given[0].partition('=')[0]}" if given else ""))
 
     return parse
+
+
+def shipped_configs(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--config <value>`` / ``--config=<value>`` that names a shipped
+    config (``coolchic:fast``, or a checkout's ``configs/coolchic.py:fast``) turned into that
+    file's path inside the package (``nlc_jax.config_files.config_file_argument``)."""
+    out, follows = [], False
+    for arg in argv:
+        if follows:
+            arg, follows = config_file_argument(arg), False
+        elif arg in ("--config", "-config"):
+            follows = True
+        elif arg.startswith(("--config=", "-config=")):
+            flag, _, value = arg.partition("=")
+            arg = f"{flag}={config_file_argument(value)}"
+        out.append(arg)
+    return out
 
 
 def config_flag(program: str, name: str = "config") -> Any:

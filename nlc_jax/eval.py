@@ -7,7 +7,9 @@
 or one sub-folder per operating point (e.g. ``lmbda_0.001/``). For each original ``<name>.png``
 a point folder holds ``<name>.nlc`` (decoded through ``nlc_jax.codecs.registry``; rate = file
 size) and/or a decoded image ``<name>.png``; a decoded image without its ``.nlc`` takes its rate
-from a ``rates.tsv`` in the folder (columns ``image`` and ``bpp`` or ``bits``).
+from a ``rates.tsv`` in the folder (columns ``image`` and ``bpp`` or ``bits``). Decoded images
+with no rate at all are scored for quality only (bpp NaN in ``metrics.tsv``, ``–`` in the
+table), with a warning; they have no RD plot point and no BD-rate.
 
 Writes ``metrics.tsv`` (one row per codec, point and image), ``summary.json`` (dataset-mean
 curves, BD numbers and, with ``--fid``, FID/KID on 256×256 patches per codec point), ``rd_psnr.png``, ``rd_ms_ssim.png``, ``rd_lpips.png``, and prints a
@@ -143,7 +145,7 @@ def decoded_records(root: Path, codec: str, originals: dict[str, np.ndarray],
     for folder in _point_dirs(root):
         point = folder.name
         rates = _rates_tsv(folder, n_pixels)
-        found = 0
+        found, unrated = 0, []
         for name, original in originals.items():
             nlc = folder / f"{name}.nlc"
             images = [p for p in folder.glob(f"{name}.*") if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -155,8 +157,8 @@ def decoded_records(root: Path, codec: str, originals: dict[str, np.ndarray],
             elif name in rates:
                 bpp = rates[name]
             else:
-                raise EvalError(f"{images[0]}: no rate (no {name}.nlc beside it and no "
-                                f"{name} row in {folder / 'rates.tsv'})")
+                bpp = math.nan
+                unrated.append(name)
             decoded = load_image(images[0]) if images else _decode_nlc(nlc)
             try:
                 values = measure(original, decoded, lpips_params)
@@ -167,6 +169,9 @@ def decoded_records(root: Path, codec: str, originals: dict[str, np.ndarray],
                 patches.add((codec, point), name, decoded)
         if not found:
             warnings.warn(f"{folder}: no decoded file matches an original; skipped", stacklevel=2)
+        if unrated:
+            warnings.warn(f"{folder}: no rate for {len(unrated)} image(s) (no .nlc beside them, "
+                          f"no row in rates.tsv): quality only", stacklevel=2)
     if not records:
         raise EvalError(f"{root}: no decoded file matches an original image name")
     return records
@@ -254,7 +259,7 @@ def markdown(curves: list[Curve], bd: dict[str, dict]) -> str:
     for c in curves:
         for i, point in enumerate(c.points):
             v = {m: c.values[m][i] for m in METRICS}
-            lines.append(f"| {c.codec} | {point} | {c.bpp[i]:.4f} | {_fmt(v['psnr_db'], 2)} | "
+            lines.append(f"| {c.codec} | {point} | {_fmt(c.bpp[i], 4)} | {_fmt(v['psnr_db'], 2)} | "
                          f"{_fmt(v['ms_ssim'], 4)} | {_fmt(v['ms_ssim_db'], 2)} | "
                          f"{_fmt(v['lpips'], 4)} |")
     if bd:
@@ -262,7 +267,7 @@ def markdown(curves: list[Curve], bd: dict[str, dict]) -> str:
         lines += ["", "| codec | " + " | ".join(
             f"BD-rate {heads[m]} vs {bd[m]['anchor']} [%]" for m in bd) + " | BD-PSNR [dB] |",
                   "|---|" + "---:|" * (len(bd) + 1)]
-        for c in curves:
+        for c in (c for c in curves if np.isfinite(c.bpp).all()):
             cells = []
             for m in bd:
                 cells.append("anchor" if c.codec == bd[m]["anchor"]
@@ -327,7 +332,8 @@ def run(args: argparse.Namespace) -> str:
         warnings.warn(f"no complete RD point over the common images for: {', '.join(empty)}",
                       stacklevel=2)
     curves = [c for c in curves if len(c.points)]
-    bd = bd_table(curves, anchor_names + [DISPLAY_NAMES[c] for c in classic])
+    rated = [c for c in curves if np.isfinite(c.bpp).all()]  # quality-only codecs: no RD
+    bd = bd_table(rated, anchor_names + [DISPLAY_NAMES[c] for c in classic])
     fid_scores = {}
     if patches is not None:
         reference = {n: patches.of(originals[n]) for n in image_list}
@@ -340,9 +346,9 @@ def run(args: argparse.Namespace) -> str:
     write_tsv(out / "metrics.tsv", records)
     dataset = f"{Path(args.originals).name} ({len(image_list)} images)"
     for metric, fname in PLOTS.items():
-        if any(c.has(metric) for c in curves):
+        if any(c.has(metric) for c in rated):
             entry = bd.get(metric, {})
-            plot_rd(curves, metric, out / fname, bd_rates=entry.get("bd_rate"),
+            plot_rd(rated, metric, out / fname, bd_rates=entry.get("bd_rate"),
                     bd_anchor=entry.get("anchor"), dataset=dataset,
                     metric_note=_LPIPS_NOTE.get(args.lpips, "") if metric == "lpips" else "")
     summary = {
@@ -377,8 +383,8 @@ def _qualities(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line arguments of ``python -m nlc_jax.eval``."""
-    p = argparse.ArgumentParser(prog="python -m nlc_jax.eval", description=__doc__.split("\n\n")[0],
+    """Command-line arguments of ``nlc-eval`` (``python -m nlc_jax.eval``)."""
+    p = argparse.ArgumentParser(prog="nlc-eval", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--originals", required=True, help="original images: folder, file or glob")
     p.add_argument("--decoded", action="append", default=[],

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nlc_jax.codecs.coolchic import CoolChic
@@ -32,7 +31,7 @@ def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def random_params(codec: CoolChic, h: int, w: int, seed: int = 0, scale: float = 0.3):
     """Initial parameters with random latents and perturbed networks (non-trivial files)."""
-    params = codec.init(jax.random.key(seed), (h, w, 3), jnp.float32(1e-3))
+    params = codec.init(jax.random.key(seed), (h, w, 3))
     keys = iter(jax.random.split(jax.random.key(seed + 1), 64))
     return jax.tree_util.tree_map(
         lambda a: a + scale * jax.random.normal(next(keys), a.shape), params)

@@ -9,7 +9,8 @@ from PIL import Image
 from nlc_jax.codecs import registry
 from nlc_jax.data.datasets import open_inputs
 from nlc_jax.data.images import load_image
-from nlc_jax.fit.pipeline import EncodeSettings, encode_images, rd_cost
+from nlc_jax.fit.coding import rd_cost
+from nlc_jax.fit.pipeline import EncodeSettings, encode_images
 
 
 def test_candidates_keep_the_lowest_rd_cost(tmp_path):

@@ -20,11 +20,12 @@ from nlc_jax.bitstream.container import SectionType, read_container, write_conta
 from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.base import OverfittedCodec
-from nlc_jax.codecs.clric import BoundAutoencoder, Clric, clric_arch, weights_hash
-from nlc_jax.codecs.clric.autoencoder import read_section
+from nlc_jax.codecs.clric import BoundAutoencoder, Clric, clric_arch
+from nlc_jax.codecs.clric.autoencoder import HASH_BYTES, read_section
 from nlc_jax.codecs.clric.codec import depth_to_space, space_to_depth
 from nlc_jax.codecs.coolchic import mac_per_pixel
 from nlc_jax.codecs.coolchic.codec import synthesize_numpy
+from nlc_jax.codecs.weights import autoencoder_hash
 from nlc_jax.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def _codec(ae, **overrides) -> Clric:
 
 
 def _random_params(codec: Clric, target_shape, seed: int = 0, scale: float = 0.3):
-    params = codec.init(jax.random.key(seed), target_shape, jnp.float32(1.0))
+    params = codec.init(jax.random.key(seed), target_shape)
     keys = iter(jax.random.split(jax.random.key(seed + 1), 64))
     return jax.tree_util.tree_map(lambda a: a + scale * jax.random.normal(next(keys), a.shape),
                                   params)
@@ -112,7 +113,7 @@ def test_header_records_autoencoder_and_refuses_another(encoded):
     name, channels, factor, digest = read_section(
         read_container(result.data).section(SectionType.AUX))
     assert (name, channels, factor) == ("taesd", 4, 8)
-    assert digest == weights_hash(codec.autoencoder.params) == codec.autoencoder.digest
+    assert digest == autoencoder_hash(codec.autoencoder.params, HASH_BYTES) == codec.autoencoder.digest
     other = Clric(autoencoder=random_tae(seed=1))
     with pytest.raises(BitstreamError, match="encoded with autoencoder 'taesd'") as err:
         other.decode(result.data)
@@ -120,10 +121,10 @@ def test_header_records_autoencoder_and_refuses_another(encoded):
 
 
 def test_weights_hash_is_deterministic_and_sensitive(ae):
-    assert weights_hash(ae.params) == weights_hash(jax.tree.map(np.array, ae.params))
+    assert autoencoder_hash(ae.params, HASH_BYTES) == autoencoder_hash(jax.tree.map(np.array, ae.params), HASH_BYTES)
     bumped = jax.tree.map(lambda a: a, ae.params)
     bumped["decoder"]["layers_1"]["bias"] = bumped["decoder"]["layers_1"]["bias"].at[0].add(1e-6)
-    assert weights_hash(bumped) != weights_hash(ae.params)
+    assert autoencoder_hash(bumped, HASH_BYTES) != autoencoder_hash(ae.params, HASH_BYTES)
 
 
 def test_unloadable_autoencoder_is_one_line(encoded, tmp_path, monkeypatch):
@@ -233,7 +234,7 @@ def test_taef2_cli_encode_decode(tmp_path):
     src = tmp_path / "crop.png"
     Image.fromarray(crop).save(src)
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "encode.py"), "--config", f"{ROOT}/configs/clric.py:fast",
+    cmd = [sys.executable, str(ROOT / "encode.py"), "--config", "clric:fast",
            "--input", str(src), "--output", str(out), "--bucket_multiple", "8",
            "--config.recipe.n_itr=40", "--config.recipe.warmup_steps=5",
            "--config.recipe.final_steps=5", "--chunk_steps", "20", "--noprogress",

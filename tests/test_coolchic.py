@@ -159,7 +159,7 @@ def test_loss_ignores_padding():
     padded[:13, :19] = target
     mask = np.zeros((hb, wb), np.float32)
     mask[:13, :19] = 1
-    params_b = codec.init(jax.random.key(0), (hb, wb, 3), jnp.float32(1e-3))
+    params_b = codec.init(jax.random.key(0), (hb, wb, 3))
     latents = []
     for zt, zb in zip(params_true["latents"], params_b["latents"], strict=True):
         junk = 5.0 * jax.random.normal(jax.random.key(9), zb.shape)  # padded latents: anything
@@ -181,7 +181,7 @@ def test_loss_learns():
     mask = jnp.ones((16, 16))
     lmbda = jnp.float32(1e-3)
     phase = Phase("main", 100)
-    params = codec.init(jax.random.key(0), target.shape, lmbda)
+    params = codec.init(jax.random.key(0), target.shape)
     opt = codec.optimizer(phase)
     state = opt.init(params)
 

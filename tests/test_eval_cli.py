@@ -88,17 +88,33 @@ def test_eval_with_lpips_records_it(setup, capsys):
     assert (tmp_path / "out/rd_lpips.png").exists()
 
 
+def test_decoded_images_without_rates_are_scored_for_quality_only(setup, capsys):
+    tmp_path, orig, codec, anchor = setup
+    for point in ("q30", "q80"):
+        (codec / point / "rates.tsv").unlink()
+        (codec / point / "b.nlc").unlink()
+    with pytest.warns(UserWarning, match=r"no rate for 2 image\(s\).*quality only"):
+        rc = main(["--originals", str(orig), "--decoded", str(codec), "--anchor", str(anchor),
+                   "--classic", "none", "--lpips", "none", "--output", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    curve = summary["curves"]["mycodec"]
+    assert curve["bpp"] == [None, None] and all(np.isfinite(curve["psnr_db"]))
+    assert "mycodec" not in summary["bd"]["psnr_db"]["bd_rate"]  # no rate, no BD-rate
+    assert "| mycodec | q30 | – |" in captured.out
+    rows = [r.split("\t") for r in (tmp_path / "out/metrics.tsv").read_text().splitlines()[1:]]
+    assert {r[3] for r in rows if r[0] == "mycodec"} == {"nan"}
+
+
 @pytest.mark.parametrize("breakage,message", [
-    ("no_rate", "no rate"),
     ("bad_nlc", "b.nlc"),
     ("wrong_size", "decoded image is"),
     ("bad_anchor", "unknown TSV layout"),
 ])
 def test_bad_inputs_give_one_line_errors(setup, capsys, breakage, message):
     tmp_path, orig, codec, anchor = setup
-    if breakage == "no_rate":
-        (codec / "q30" / "rates.tsv").unlink()
-    elif breakage == "bad_nlc":
+    if breakage == "bad_nlc":
         (codec / "q30" / "b.png").unlink()
     elif breakage == "wrong_size":
         save_png(codec / "q80" / "a.png", np.zeros((10, 10, 3), np.uint8))

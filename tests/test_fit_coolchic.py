@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import jax
@@ -10,11 +9,9 @@ import numpy as np
 import pytest
 
 from nlc_jax.codecs import registry
+from nlc_jax.configs import coolchic as coolchic_config
 from nlc_jax.fit import FitOptions, fit_batch
 from nlc_jax.fit.buckets import pad_target
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "configs"))
-coolchic_config = pytest.importorskip("coolchic")
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "kodim15_256.png"
 

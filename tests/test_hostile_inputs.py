@@ -272,7 +272,7 @@ def test_decode_cli_bombs_and_models_one_line_each(tmp_path, coolchic_files):
 
 # 7. and 8. flags ----------------------------------------------------------------------------
 
-_CONFIG = f"--config={ROOT}/configs/coolchic.py:fast"
+_CONFIG = "--config=coolchic:fast"
 
 
 @pytest.mark.parametrize("args, env, expected", [

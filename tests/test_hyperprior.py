@@ -14,11 +14,11 @@ from nlc_jax.codecs.hyperprior.training import (
     HyperpriorTask,
     initial_gains,
 )
-from nlc_jax.train.checkpoint import CheckpointError, export_inference, load_inference
+from nlc_jax.codecs.weights import CheckpointError, export_inference, load_inference
 
 
 def tiny_config(**overrides):
-    from configs.hyperprior import get_config
+    from nlc_jax.configs.hyperprior import get_config
 
     c = get_config("tiny")
     c.model.n, c.model.m = 8, 12
@@ -119,3 +119,24 @@ def test_padding():
     padded = pad_to_stride(np.arange(37 * 70 * 3, dtype=np.uint8).reshape(37, 70, 3))
     assert padded.shape == (64, 128, 3)
     np.testing.assert_array_equal(padded[40, 75], padded[36, 69])
+
+
+def test_file_without_its_model_names_the_weights_it_needs(trained):
+    import json
+
+    import nlc_jax
+
+    result = registry.make(config_dict.ConfigDict(
+        {"codec": "hyperprior", "checkpoint": str(trained)})).encode(image(32, 40))
+    needed = json.loads((trained / "model.json").read_text())["weights_hash"]
+    with pytest.raises(BitstreamError, match=f"weights {needed}.*--checkpoint"):
+        nlc_jax.decode(result.data)
+    np.testing.assert_array_equal(nlc_jax.decode(result.data, checkpoint=str(trained)),
+                                  result.reconstruction)
+
+
+def test_trainable_codecs_come_from_the_registry():
+    assert registry.task_factory("hyperprior")(tiny_config()).model_config()["codec"] == "hyperprior"
+    with pytest.raises(ValueError, match="codec 'coolchic' cannot be trained; trainable codecs: "
+                                         "hyperprior"):
+        registry.task_factory("coolchic")

@@ -51,7 +51,7 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def fitted_like(codec: Noise2Latent, h: int, w: int, seed: int = 0) -> dict:
     """Initial parameters with perturbed networks (non-trivial outputs and files)."""
-    params = codec.init(jax.random.key(seed), (h, w, 3), jnp.float32(1e-3))
+    params = codec.init(jax.random.key(seed), (h, w, 3))
     keys = iter(jax.random.split(jax.random.key(seed + 1), 64))
     for k in NETWORKS:
         params[k] = jax.tree.map(lambda a: a + 0.2 * jax.random.normal(next(keys), a.shape),
@@ -239,7 +239,7 @@ def test_encode_decode_cli(tmp_path):
     Image.fromarray(image(21, 30, seed=1)).save(src / "a.png")
     (src / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    cmd = [sys.executable, "encode.py", "--config", "configs/noise2latent.py:fast",
+    cmd = [sys.executable, "encode.py", "--config", "noise2latent:fast",
            "--input", str(src), "--output", str(out), "--lmbdas", "0.001,0.02",
            "--bucket_multiple", "16", "--chunk_steps", "4", "--noprogress",
            "--config.model.n_levels=3", "--config.model.gpp=('W-3-linear-relu','2-1-linear-none')",

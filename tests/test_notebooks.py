@@ -1,7 +1,8 @@
-"""Static checks of ``notebooks/*.ipynb``: valid nbformat 4, no stored outputs, every code cell
-compiles (IPython ``!``/``%`` lines stripped), and every ``nlc_jax`` name they import exists.
-
-The notebooks are not executed here (minutes on CPU); see docs/notebooks.md for the smoke run.
+"""``notebooks/*.ipynb``: static checks in the default suite (valid nbformat 4, no stored outputs,
+every code cell compiles with IPython ``!``/``%`` lines stripped, every ``nlc_jax`` name they
+import exists) and, marked ``ci`` (``make test-ci``: minutes of XLA compilation), every notebook
+executed top to bottom with nbclient in its smoke setting (``NLC_NOTEBOOK_SMOKE=1``); a failing
+cell fails the test.
 """
 
 from __future__ import annotations
@@ -28,7 +29,26 @@ def _load(path: Path) -> dict:
 
 
 def test_notebooks_exist():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "autoencoders.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "autoencoders.ipynb",
+                                           "batch_encode.ipynb"}
+
+
+@pytest.mark.ci
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom(path: Path, monkeypatch):
+    import nbclient  # the dev extra: nbclient, ipykernel
+    import nbformat
+
+    monkeypatch.setenv("NLC_NOTEBOOK_SMOKE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    book = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(book, timeout=1800, kernel_name="python3",
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "nlc_jax 0.1.0 from" in text  # the setup cell found the package
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -85,15 +105,10 @@ def test_name_check_catches_drift():
 
 def test_quickstart_config_fields_exist():
     """The quickstart's preset, config fields and eval flags exist (API drift check)."""
-    import importlib.util
-
+    from nlc_jax import load_config
     from nlc_jax.eval import parse_args
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("coolchic_config", root / "configs/coolchic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    recipe = module.get_config("fast").recipe
+    recipe = load_config("coolchic", "fast").recipe
     assert {"n_itr", "warmup_steps", "final_steps"} <= set(recipe.keys())
     args = parse_args(["--originals", "o", "--decoded", "d", "--classic", "jpeg", "--lpips",
                        "none", "--output", "x"])

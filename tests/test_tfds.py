@@ -77,7 +77,7 @@ def test_missing_dataset_is_a_one_line_error(tmp_path):
 
 
 def test_train_on_tfds_data(prepared, tmp_path):
-    from configs.hyperprior import get_config
+    from nlc_jax.configs.hyperprior import get_config
 
     name, data_dir = prepared
     c = get_config("tiny")
@@ -91,9 +91,9 @@ def test_train_on_tfds_data(prepared, tmp_path):
 
 
 def test_encode_cli_reads_tfds_input(prepared, tmp_path):
-    from configs.hyperprior import get_config
     from nlc_jax.codecs.hyperprior.training import HyperpriorTask
-    from nlc_jax.train.checkpoint import export_inference
+    from nlc_jax.codecs.weights import export_inference
+    from nlc_jax.configs.hyperprior import get_config
 
     name, data_dir = prepared
     c = get_config("tiny")
@@ -103,7 +103,7 @@ def test_encode_cli_reads_tfds_input(prepared, tmp_path):
                               task.model_config())
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "encode.py"), "--config", f"{ROOT}/configs/hyperprior.py:tiny",
+        [sys.executable, str(ROOT / "encode.py"), "--config", "hyperprior:tiny",
          f"--config.checkpoint={export}", f"--input=tfds:{name}:test",
          f"--tfds_data_dir={data_dir}", f"--output={out}"],
         env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True, cwd=ROOT,

@@ -29,7 +29,7 @@ def data(tmp_path_factory):
 
 
 def config(folder, **overrides):
-    from configs.hyperprior import get_config
+    from nlc_jax.configs.hyperprior import get_config
 
     c = get_config("tiny")
     c.model.n, c.model.m = 8, 8
@@ -110,7 +110,7 @@ def test_bad_config_and_corrupt_checkpoint_errors(data, tmp_path):
 
 def test_cli_reports_errors_in_one_line(data, tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "--config", f"{ROOT}/configs/hyperprior.py:tiny",
+        [sys.executable, str(ROOT / "train.py"), "--config", "hyperprior:tiny",
          "--workdir", str(tmp_path), "--config.batch_size=0"],
         env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True, cwd=ROOT,
         timeout=300)

@@ -58,7 +58,7 @@ def test_coolchic_rdoq_lowers_the_file_cost():
     from coolchic_helpers import get_config, random_params, smooth_image
 
     from nlc_jax.codecs.coolchic import CoolChic
-    from nlc_jax.fit.pipeline import rd_cost
+    from nlc_jax.fit.coding import rd_cost
 
     image = smooth_image(24, 20, seed=4)
     costs = []

@@ -1,6 +1,7 @@
 """A tiny but real overfitted codec used to test the batched fitting engine.
 
-Per fit: a latent grid ``[H, W, 2]`` (one latent per pixel), a 1×1 synthesis ``2 → 3`` and a
+Per fit: a latent grid ``[H, W, 3]`` (:data:`LATENT_CHANNELS` latents per pixel), a 1×1 synthesis
+``3 → 3`` and a
 factorized Laplace rate model with one learned scale per latent channel. Training uses additive
 uniform noise (phase ``warmup``) or straight-through rounding (``final``); evaluation
 rounds. The file stores the rounded latents (zlib) and the synthesis weights (float32), so
@@ -60,7 +61,7 @@ class ToyCodec:
     def prepare_target(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, np.float32) / 255.0
 
-    def init(self, rng, target_shape, lmbda):
+    def init(self, rng, target_shape):
         h, w, c = target_shape
         _, k2 = jax.random.split(rng)
         return {

@@ -2,8 +2,8 @@
 
 from toy_codec import register
 
-import encode
+from nlc_jax.commands.encode import run
 
 if __name__ == "__main__":
     register()
-    encode.run()
+    run("encode.py")

@@ -83,7 +83,7 @@ class OverfittedCodec(Protocol):
         """Host side: ``[H, W, 3]`` uint8 image → ``[h, w, c]`` float32 fitting target."""
         ...
 
-    def init(self, rng: jax.Array, target_shape: tuple[int, int, int], lmbda: jax.Array) -> Params:
+    def init(self, rng: jax.Array, target_shape: tuple[int, int, int]) -> Params:
         """Random initial parameters (latents and networks) for a target of the given shape."""
         ...
 

@@ -26,7 +26,10 @@ _FACTORIES: dict[str, str] = {
     "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
     "noise2latent": "nlc_jax.codecs.noise2latent:make_codec",
 }
-#: codecs whose decoder needs the trained weights (a checkpoint) besides the file
+#: trained codecs (``nlc-train``), whose decoder needs the trained weights (a checkpoint) besides
+#: the file; their package (as in the factories above) also provides ``make_task(config)`` (the
+#: ``nlc_jax.train.task.TrainTask``) and ``file_weights_hash(data) -> bytes`` (the weights a
+#: file needs)
 TRAINED = frozenset({"hyperprior"})
 
 
@@ -48,6 +51,22 @@ def factory(name: str) -> Callable[[Any], Any]:
             f"unknown codec {name!r}; known codecs: {', '.join(names())}") from None
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def _package(name: str) -> Any:
+    return importlib.import_module(_FACTORIES[name].split(":")[0])
+
+
+def task_factory(name: str) -> Callable[[Any], Any]:
+    """The ``make_task(config)`` function of trained codec ``name``.
+
+    Raises:
+      ValueError: ``name`` is not a trained codec.
+    """
+    if name not in TRAINED:
+        raise ValueError(f"codec {name!r} cannot be trained; trainable codecs: "
+                         f"{', '.join(sorted(TRAINED))}")
+    return _package(name).make_task
 
 
 def make(config: Any) -> Any:
@@ -75,8 +94,8 @@ def decoder(name: str, checkpoint: str | None = None) -> Any:
         return make(None)
     if not checkpoint:
         raise BitstreamError(f"a {name} file decodes only with the trained model that wrote it: "
-                             "pass its checkpoint (decode.py --checkpoint <training workdir or "
-                             "its export/ folder>; decode_bytes(data, checkpoint=...))")
+                             "pass its checkpoint (nlc-decode --checkpoint <training workdir or "
+                             "its export/ folder>; nlc_jax.decode(data, checkpoint=...))")
     try:
         return make({"checkpoint": checkpoint})
     except ValueError as err:  # CheckpointError: missing, corrupt or another model's weights
@@ -100,6 +119,15 @@ def decode_bytes(data: bytes, checkpoint: str | None = None,
         codec's file without (or with the wrong) trained weights.
     """
     container = read_container(data)
-    chosen = (decoders or {}).get(container.codec) or decoder(container.codec, checkpoint)
-    image = chosen.decode(data)
+    kept = (decoders or {}).get(container.codec)
+    if container.codec in TRAINED and not checkpoint and kept is None:
+        try:
+            needed = f" (weights {_package(container.codec).file_weights_hash(data).hex()})"
+        except BitstreamError:  # a header too short to name them
+            needed = ""
+        raise BitstreamError(f"a {container.codec} file decodes only with the trained model that "
+                             f"wrote it{needed}: pass its checkpoint (nlc-decode "
+                             "--checkpoint <training workdir or its export/ folder>; "
+                             "nlc_jax.decode(data, checkpoint=...))")
+    image = (kept or decoder(container.codec, checkpoint)).decode(data)
     return gray_rgb(image) if container.channels == 1 else image

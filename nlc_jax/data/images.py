@@ -282,3 +282,12 @@ def list_images(spec: str | os.PathLike) -> list[Path]:
             raise ImageReadError(f"{text}: pattern matches no image file")
         return files
     raise ImageReadError(f"{text}: no such file or directory")
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """``[H, W, C]`` → the centre ``[size, size, C]`` (the image itself if ``size`` is 0)."""
+    if not size:
+        return image
+    h, w = image.shape[:2]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return image[top:top + size, left:left + size]

@@ -94,18 +94,26 @@ def scale_index(scale: np.ndarray) -> np.ndarray:
     return np.clip(idx, 0, len(SCALE_TABLE) - 1).astype(np.int32)
 
 
+def mean_steps(loc: np.ndarray) -> np.ndarray:
+    """Means on the fixed-point grid, in steps of :data:`MEAN_STEP`: integer-valued float64
+    ``[...]`` (clipped to ``±MAX_ABS_LOC``). Both coding paths snap their means with this."""
+    steps = np.clip(_finite("loc", np.asarray(loc, np.float64)), -MAX_ABS_LOC, MAX_ABS_LOC)
+    steps *= 1.0 / MEAN_STEP  # exact: MEAN_STEP is a power of two
+    return np.rint(steps, out=steps)
+
+
 def snap_loc(loc: np.ndarray) -> np.ndarray:
-    """Means on the fixed-point grid: integer multiples of :data:`MEAN_STEP`, float64 ``[...]``."""
-    loc = _finite("loc", np.asarray(loc, np.float64))
-    return np.rint(np.clip(loc, -MAX_ABS_LOC, MAX_ABS_LOC) / MEAN_STEP) * MEAN_STEP
+    """Means on the fixed-point grid: integer multiples of :data:`MEAN_STEP`, float64 ``[...]``
+    (:func:`mean_steps` times the step: the means the coder uses)."""
+    return mean_steps(loc) * MEAN_STEP
 
 
 def snap_params(family: str, loc: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Snap float parameters to what the coder sees: ``(loc, scale)`` float64 arrays ``[...]``.
 
-    Encoder and decoder both call this on their own float parameters; whenever the two sets of
-    floats fall in the same snapping cell (differences far below the grid step), the coder
-    receives bit-identical inputs.
+    The coder snaps with the same functions (:func:`mean_steps`, :func:`scale_index`), so
+    whenever the encoder's and the decoder's floats fall in the same snapping cell (differences
+    far below the grid step), the coder receives bit-identical inputs.
     """
     _check_family(family)
     return snap_loc(loc), SCALE_TABLE[scale_index(scale)]
@@ -204,9 +212,7 @@ class _Plan:
     def __init__(self, loc: np.ndarray, scale: np.ndarray | None, shape: tuple[int, ...],
                  index: np.ndarray | None = None):
         loc = _flat_float64(loc, shape)
-        steps = np.clip(_finite("loc", loc), -MAX_ABS_LOC, MAX_ABS_LOC)
-        steps *= 1.0 / MEAN_STEP  # exact: MEAN_STEP is a power of two
-        np.rint(steps, out=steps)
+        steps = mean_steps(loc)
         shift = steps + _MEAN_CELLS // 2
         shift *= 1.0 / _MEAN_CELLS
         np.floor(shift, out=shift)
@@ -584,8 +590,7 @@ class _TablePlan:
     def __init__(self, loc: np.ndarray, scale: np.ndarray, shape: tuple[int, ...]):
         loc = np.broadcast_to(np.asarray(loc), shape).reshape(-1)
         scale = np.broadcast_to(np.asarray(scale), shape).reshape(-1)
-        steps = np.rint(np.clip(_finite("loc", loc.astype(np.float64)), -MAX_ABS_LOC, MAX_ABS_LOC)
-                        / MEAN_STEP).astype(np.int64)
+        steps = mean_steps(loc).astype(np.int64)
         self.shift = (steps + _MEAN_CELLS // 2) // _MEAN_CELLS
         cell = steps - self.shift * _MEAN_CELLS + _MEAN_CELLS // 2  # in [0, MEAN_CELLS)
         self.index = scale_index(scale)

@@ -10,9 +10,13 @@ API:
   ``codec.eval_loss``), ``nan_steps``, ``restarts``, ``failed``: all ``[B]``).
 * :class:`Engine`: the compiled, vmapped/shard_mapped functions; reuse one across batches.
 * :func:`make_mesh`: 1-D ``("fits",)`` device mesh for ``jax.shard_map``.
-* :func:`encode_images` / :func:`encode_learned` (``nlc_jax.fit.pipeline``): whole-dataset encoding (shape
-  buckets, λ sweeps, checkpoint/resume, atomic ``.nlc`` writes, ``results.tsv``); used by
-  ``encode.py``.
+* :func:`nlc_jax.fit.coding.code_batch`: one batch of images in memory → coded files (every
+  decoder candidate, the cheapest kept); what :func:`nlc_jax.encode` and the pipeline run.
+* :func:`encode_images` / :func:`encode_learned` (``nlc_jax.fit.pipeline``): whole-dataset
+  encoding (shape buckets, λ sweeps, checkpoint/resume, atomic ``.nlc`` writes,
+  ``results.tsv``); used by ``nlc-encode``.
+* :func:`nlc_jax.fit.verify.encode_and_verify`: ``encode_images`` plus every file checked
+  against the encoder's reconstruction (the RD benchmarks).
 """
 
 from nlc_jax.fit.engine import (

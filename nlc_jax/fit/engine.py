@@ -188,12 +188,12 @@ class Engine:
         opt = codec.optimizer(phase)
 
         def one(seed_key, target, mask, lmbda):
-            del target, mask
+            del target, mask, lmbda  # vmapped like the other inputs; init needs none of them
             keys = jax.vmap(lambda i: jax.random.fold_in(seed_key, i))(jnp.arange(k))
 
             def cand(key):
                 init_key, train_key = jax.random.split(key)
-                params = _strong(codec.init(init_key, target_shape, lmbda))
+                params = _strong(codec.init(init_key, target_shape))
                 return params, _strong(opt.init(params)), train_key
             params, opt_state, rng = jax.vmap(cand)(keys)
             z = jnp.zeros((k,), jnp.int32)
@@ -240,7 +240,7 @@ class Engine:
             diverged = ((2 * state.chunk_nan > chunk_len) | ~_all_finite(state.params)) & (
                 state.restarts < max_restarts)
             key, new_rng = jax.random.split(jax.random.fold_in(state.rng, 7919))
-            fresh = _strong(codec.init(key, target_shape, lmbda))
+            fresh = _strong(codec.init(key, target_shape))
             return state._replace(
                 params=_tree_where(diverged, fresh, state.params),
                 opt_state=_tree_where(diverged, opt.init(fresh), state.opt_state),

@@ -25,11 +25,10 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
@@ -38,9 +37,11 @@ from nlc_jax.codecs.gray import code_as_gray
 from nlc_jax.data.datasets import ImageSource
 from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import ImageReadError
-from nlc_jax.fit.buckets import BucketPolicy, pad_target, plan_batches, wasted_fraction
+from nlc_jax.fit.buckets import BucketPolicy, plan_batches, wasted_fraction
 from nlc_jax.fit.checkpoint import BatchCheckpoint, read_meta
-from nlc_jax.fit.engine import Engine, FitOptions, Progress, fit_batch, make_mesh
+from nlc_jax.fit.coding import TargetShapes, code_batch, decoder_candidates
+from nlc_jax.fit.engine import Engine, FitOptions, Progress, make_mesh
+from nlc_jax.machine import device_description
 from nlc_jax.metrics.psnr import psnr_exact
 
 COLUMNS = ("image", "lmbda", "bpp", "psnr_db", "encode_s", "mac_per_pixel", "batch_id", "device")
@@ -82,12 +83,6 @@ class _Fit:
 def output_name(stem: str, lmbda: float, sweep: bool) -> str:
     """File name of one fit: ``<stem>.nlc``, or ``<stem>_lmbda<λ>.nlc`` in a sweep."""
     return f"{stem}_lmbda{lmbda:g}.nlc" if sweep else f"{stem}.nlc"
-
-
-def device_description() -> str:
-    """e.g. ``"cpu x4"`` or ``"NVIDIA H100 80GB HBM3 x1"`` (this process's devices)."""
-    devices = jax.local_devices()
-    return f"{devices[0].device_kind} x{len(devices)}"
 
 
 class ResultsTable:
@@ -171,22 +166,9 @@ def _results_path(output_dir: Path, settings: EncodeSettings) -> Path:
     return output_dir / "results.tsv"
 
 
-class _TargetShapes:
-    """Target ``(h, w, c)`` per image size (the codec's ``prepare_target`` on a blank image)."""
-
-    def __init__(self, codec: OverfittedCodec):
-        self.codec = codec
-        self.cache: dict[tuple[int, int], tuple[int, int, int]] = {}
-
-    def __call__(self, size: tuple[int, int]) -> tuple[int, int, int]:
-        if size not in self.cache:
-            blank = np.zeros((*size, 3), np.uint8)
-            self.cache[size] = tuple(np.shape(self.codec.prepare_target(blank)))
-        return self.cache[size]
-
-
 def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output_dir: str | Path,
-                  settings: EncodeSettings, mesh: Any | None = None) -> EncodeOutcome:
+                  settings: EncodeSettings, mesh: Any | None = None,
+                  on_result: Callable[[str, EncodeResult], None] | None = None) -> EncodeOutcome:
     """Encode every (image, λ) of this process's share with batched fits.
 
     Args:
@@ -196,6 +178,8 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
       output_dir: output folder.
       settings: :class:`EncodeSettings`.
       mesh: device mesh (default: all local devices).
+      on_result: called with the file name and the :class:`EncodeResult` of each file written
+        (e.g. to keep the encoder's reconstruction and check the decoder against it).
 
     Returns:
       :class:`EncodeOutcome`: rows appended to the results table, and the one-line errors of
@@ -210,7 +194,7 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
     suffix = f".{settings.process_index}" if settings.process_count > 1 else ""
     ckpt_dir = output_dir / f".inflight{suffix}"
     mesh = make_mesh() if mesh is None else mesh
-    candidates = codec.arch_candidates() if hasattr(codec, "arch_candidates") else [codec]
+    candidates = decoder_candidates(codec)
     engines = [Engine(c, mesh, settings.options) for c in candidates]
     engine = engines[0]
     device = device_description()
@@ -228,7 +212,7 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
             batches.append(first)
             taken = {(f.source.name, _lmbda_key(f.lmbda)) for f in first}
             fits = [f for f in fits if (f.source.name, _lmbda_key(f.lmbda)) not in taken]
-    shapes_of = _TargetShapes(codec)
+    shapes_of = TargetShapes(codec)
     sized, shapes, unreadable = [], [], set()
     for f in fits:
         if f.source.name in unreadable:
@@ -253,7 +237,7 @@ def encode_images(codec: OverfittedCodec, sources: Sequence[ImageSource], output
     for batch_index, batch in enumerate(batches):
         batch_id = f"{settings.process_index}-{batch_index}"
         _run_batch(candidates, engines, batch, output_dir, sweep, settings, ckpt_dir, batch_id,
-                   device, table, done, outcome)
+                   device, table, done, outcome, on_result)
         bar.update(len(batch))
         hours = (time.monotonic() - start) / 3600.0
         bar.set_postfix(images_per_hour=f"{bar.n / len(settings.lmbdas) / max(hours, 1e-9):.1f}")
@@ -268,44 +252,14 @@ def _batch_key(codec: OverfittedCodec, fits: list[_Fit], shape: tuple[int, ...])
     return hashlib.sha256(desc.encode()).hexdigest()[:32]
 
 
-def rd_cost(data: bytes, reconstruction: np.ndarray, image: np.ndarray, lmbda: float) -> float:
-    """``MSE([0, 1] RGB) + λ · bpp`` of a file ``data`` decoding to ``reconstruction`` ``[H, W,
-    3]`` uint8 of ``image`` (what the codecs minimise)."""
-    diff = (reconstruction.astype(np.float64) - image.astype(np.float64)) / 255.0
-    return float(np.mean(diff ** 2)) + lmbda * 8.0 * len(data) / image[..., 0].size
-
-
 def _run_batch(candidates: list, engines: list, batch: list[_Fit], output_dir: Path,
                sweep: bool, settings: EncodeSettings, ckpt_dir: Path, batch_id: str,
-               device: str, table: ResultsTable, done: set, outcome: EncodeOutcome) -> None:
-    """Fit a batch with every decoder candidate (usually one) and write, per fit, the file of
-    the candidate with the lowest :func:`rd_cost`."""
+               device: str, table: ResultsTable, done: set, outcome: EncodeOutcome,
+               on_result: Callable[[str, EncodeResult], None] | None) -> None:
+    """Fit a batch with every decoder candidate (:func:`nlc_jax.fit.coding.code_batch`) and
+    write, per fit, the file of the candidate with the lowest ``MSE + λ·bpp``."""
     t0 = time.monotonic()
-    best: dict[int, tuple[float, EncodeResult]] = {}
-    for codec, engine in zip(candidates, engines, strict=True):
-        loaded = _fit_candidate(codec, engine, batch, settings, ckpt_dir, batch_id, done,
-                                outcome, best)
-        if loaded is None:
-            return
-    kept, images = loaded
-    per_fit = (time.monotonic() - t0) / len(kept)
-    for i, (f, image) in enumerate(zip(kept, images, strict=True)):
-        if i not in best:
-            continue
-        result = best[i][1]
-        atomic_write_bytes(output_dir / output_name(f.source.name, f.lmbda, sweep), result.data)
-        row = _row(f.source.name, f.lmbda, result, image, per_fit, batch_id, device)
-        table.append(row)
-        outcome.rows.append(row)
-
-
-def _fit_candidate(codec, engine, batch: list[_Fit], settings: EncodeSettings, ckpt_dir: Path,
-                   batch_id: str, done: set, outcome: EncodeOutcome,
-                   best: dict[int, tuple[float, EncodeResult]]) -> tuple[list, list] | None:
-    """Fit ``batch`` with one codec; keep in ``best`` each fit's lowest-cost result so far.
-    Returns the fits and images that could be loaded (``None``: none could)."""
-    images, targets, kept = [], [], []
-    loaded: dict[str, np.ndarray | None] = {}
+    images, kept, loaded = [], [], {}
     for f in batch:
         if f.source.name not in loaded:
             try:
@@ -313,57 +267,61 @@ def _fit_candidate(codec, engine, batch: list[_Fit], settings: EncodeSettings, c
             except ImageReadError as e:
                 outcome.error(str(e))
                 loaded[f.source.name] = None
-        image = loaded[f.source.name]
-        if image is not None:
-            images.append(image)
-            targets.append(np.asarray(codec.prepare_target(image), np.float32))
+        if loaded[f.source.name] is not None:
+            images.append(loaded[f.source.name])
             kept.append(f)
     if not kept:
-        return None
-    shape = tuple(max(t.shape[i] for t in targets) for i in range(2))
-    shape = tuple(-(-s // settings.policy.multiple) * settings.policy.multiple for s in shape)
-    padded = [pad_target(t, shape) for t in targets]
-    checkpoint = None
-    if settings.checkpoint_every_s is not None:
-        checkpoint = BatchCheckpoint(
-            ckpt_dir, _batch_key(codec, kept, shape + targets[0].shape[2:]),
-            settings.checkpoint_every_s,
-            fits=[[f.source.name, f.lmbda, f.seed] for f in kept])
-    total = sum(p.steps for p in engine.phases)
-    step_bar = tqdm(total=total, desc=f"batch {batch_id} ({len(kept)} fits)", unit="step",
-                    leave=False, disable=not settings.progress, dynamic_ncols=True)
+        return
+    bars = []
 
-    def on_progress(p: Progress) -> None:
-        step_bar.update(p.step - step_bar.n)
-        step_bar.set_postfix(phase=p.phase, loss=f"{p.mean_loss:.4g}")
+    def on_candidate(codec, engine):
+        bar = tqdm(total=sum(p.steps for p in engine.phases), leave=False, unit="step",
+                   desc=f"batch {batch_id} ({len(kept)} fits)", dynamic_ncols=True,
+                   disable=not settings.progress)
+        bars.append(bar)
 
-    fit = fit_batch(codec, np.stack([p[0] for p in padded]), np.stack([p[1] for p in padded]),
-                    np.array([f.lmbda for f in kept], np.float32),
-                    np.array([f.seed for f in kept], np.int64), engine=engine,
-                    options=settings.options, on_progress=on_progress, checkpoint=checkpoint)
-    step_bar.close()
-    if checkpoint is not None and checkpoint.resumed_from is not None:
-        tqdm.write(f"batch {batch_id}: resumed from its checkpoint (phase "
-                   f"{checkpoint.resumed_from[0]}, step {checkpoint.resumed_from[1]})",
-                   file=sys.stderr)
-    for i, (f, image, target) in enumerate(zip(kept, images, targets, strict=True)):
+        def on_progress(p: Progress) -> None:
+            bar.update(p.step - bar.n)
+            bar.set_postfix(phase=p.phase, loss=f"{p.mean_loss:.4g}")
+        return on_progress
+
+    checkpoints = []
+
+    def checkpoint_for(codec, shape):
+        if settings.checkpoint_every_s is None:
+            return None
+        checkpoints.append(BatchCheckpoint(
+            ckpt_dir, _batch_key(codec, kept, shape), settings.checkpoint_every_s,
+            fits=[[f.source.name, f.lmbda, f.seed] for f in kept]))
+        return checkpoints[-1]
+
+    coded = code_batch(candidates, engines, images, [f.lmbda for f in kept],
+                       [f.seed for f in kept], multiple=settings.policy.multiple,
+                       options=settings.options, on_candidate=on_candidate,
+                       checkpoint_for=checkpoint_for,
+                       wanted=[(f.source.name, _lmbda_key(f.lmbda)) not in done for f in kept])
+    for bar in bars:
+        bar.close()
+    for checkpoint in checkpoints:
+        if checkpoint.resumed_from is not None:
+            tqdm.write(f"batch {batch_id}: resumed from its checkpoint (phase "
+                       f"{checkpoint.resumed_from[0]}, step {checkpoint.resumed_from[1]})",
+                       file=sys.stderr)
+    per_fit = (time.monotonic() - t0) / len(kept)
+    for f, image, c in zip(kept, images, coded, strict=True):
         if (f.source.name, _lmbda_key(f.lmbda)) in done:
             continue  # written before a kill that happened after it; the checkpoint re-ran it
-        if fit.failed[i]:
-            outcome.error(f"{f.source.name} (lmbda {f.lmbda:g}): fit diverged "
-                   f"({int(fit.nan_steps[i])} non-finite steps, {int(fit.restarts[i])} restarts)")
+        if c.result is None:
+            outcome.error(f"{f.source.name} (lmbda {f.lmbda:g}): {c.error}")
             continue
-        params = jax.tree.map(lambda x, i=i: x[i], fit.params)
-        result = code_as_gray(codec.finalize(params, target, image, f.lmbda), image)
-        cost = rd_cost(result.data, result.reconstruction, image, f.lmbda)
-        name = output_name(f.source.name, f.lmbda, len(settings.lmbdas) > 1)
-        label = str(getattr(codec, "config", {}).get("preset", codec.name))
-        outcome.candidate_costs.setdefault(name, {})[label] = cost
-        if i not in best or cost < best[i][0]:
-            best[i] = (cost, result)
-    if checkpoint is not None:
-        checkpoint.clear()
-    return kept, images
+        name = output_name(f.source.name, f.lmbda, sweep)
+        outcome.candidate_costs[name] = c.costs
+        atomic_write_bytes(output_dir / name, c.result.data)
+        row = _row(f.source.name, f.lmbda, c.result, image, per_fit, batch_id, device)
+        table.append(row)
+        outcome.rows.append(row)
+        if on_result is not None:
+            on_result(name, c.result)
 
 
 def encode_learned(codec: LearnedCodec, sources: Sequence[ImageSource], output_dir: str | Path,

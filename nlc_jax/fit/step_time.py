@@ -32,7 +32,7 @@ def time_train_step(codec: OverfittedCodec, image: np.ndarray, lmbda: float = 1e
     lm = jnp.float32(lmbda)
     phase = Phase("main", max(steps + extra_steps + 1, 1))
     opt = codec.optimizer(phase)
-    params = codec.init(jax.random.key(0), target.shape, lm)
+    params = codec.init(jax.random.key(0), target.shape)
     state = opt.init(params)
 
     def step(params, state, i):

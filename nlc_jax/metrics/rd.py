@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlc_jax.metrics.bd import bd_psnr, bd_rate
 from nlc_jax.metrics.ms_ssim import ms_ssim_db
 
 METRICS = ("psnr_db", "ms_ssim", "ms_ssim_db", "lpips")
@@ -146,3 +147,30 @@ def read_tsv(path: str | os.PathLike) -> list[dict]:
             raise RDFileError(f"{path}: line {i}: bad number ({e})") from None
         records.append(rec)
     return records
+
+
+def reference_records(path: str | os.PathLike, images: Sequence[str],
+                      codec: str | None = None) -> list[dict]:
+    """The rows of an RD TSV (:func:`read_tsv`) for ``images`` only, renamed to ``codec``
+    when given: how every benchmark reads an anchor such as Cool-chic 5.0.1's published
+    per-image Kodak results."""
+    wanted = set(images)
+    return [dict(r, codec=codec or r["codec"]) for r in read_tsv(path) if r["image"] in wanted]
+
+
+def bd_pair(anchor: Curve, test: Curve, metric: str = "psnr_db") -> dict:
+    """BD-rate (%) and BD-quality (dB for PSNR) of ``test`` against ``anchor`` on ``metric``.
+
+    Returns:
+      ``{"bd_rate_pct", "bd_psnr_db"}``; each is NaN, with its reason under
+      ``"<key>_undefined"``, when undefined: BD-rate needs the curves to overlap in quality,
+      BD-PSNR in rate (two points at least each).
+    """
+    out: dict = {}
+    for key, fn in (("bd_rate_pct", bd_rate), ("bd_psnr_db", bd_psnr)):
+        try:
+            out[key] = fn(anchor.bpp, anchor.values[metric], test.bpp, test.values[metric])
+        except ValueError as e:  # BDError: no overlap, too few points
+            out[key] = float("nan")
+            out[f"{key}_undefined"] = str(e)
+    return out

@@ -27,9 +27,10 @@ from clu import metrics as clu_metrics
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
+from nlc_jax.codecs.weights import export_inference
 from nlc_jax.data.images import list_images, load_image
 from nlc_jax.data.pipeline import iterate, train_dataset
-from nlc_jax.train.checkpoint import TrainCheckpoints, export_inference
+from nlc_jax.train.checkpoint import TrainCheckpoints
 from nlc_jax.train.optim import make_optimizer
 from nlc_jax.train.task import TrainTask, make_task
 from nlc_jax.train.writer import MetricWriter

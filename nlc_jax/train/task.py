@@ -1,18 +1,13 @@
-"""What the training loop needs from a trainable model, and where to find it by codec name."""
+"""What the training loop needs from a trainable model; the codec registry finds it by name
+(``nlc_jax.codecs.registry.task_factory``)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import jax
 import numpy as np
-
-# codec name (config.codec) -> "module:factory" returning a TrainTask; imported lazily.
-_TASKS: dict[str, str] = {
-    "hyperprior": "nlc_jax.codecs.hyperprior.training:make_task",
-}
 
 
 class TrainTask(Protocol):
@@ -41,11 +36,11 @@ class TrainTask(Protocol):
 
 
 def make_task(config: Any) -> TrainTask:
-    """The training task of ``config.codec``."""
-    try:
-        target = _TASKS[config.codec]
-    except KeyError:
-        raise ValueError(f"codec {config.codec!r} cannot be trained; trainable codecs: "
-                         f"{', '.join(sorted(_TASKS))}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)(config)
+    """The training task of ``config.codec``.
+
+    Raises:
+      ValueError: the codec cannot be trained.
+    """
+    from nlc_jax.codecs import registry
+
+    return registry.task_factory(config.codec)(config)

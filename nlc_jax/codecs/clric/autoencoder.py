@@ -9,11 +9,9 @@ wrong image.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -21,6 +19,7 @@ from nlc_jax.autoencoders import AutoencoderError, AutoencoderFns, WeightsError,
 from nlc_jax.autoencoders.api import pad_to_multiple
 from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
 from nlc_jax.bitstream.errors import BitstreamError
+from nlc_jax.codecs.weights import autoencoder_hash
 from nlc_jax.data.images import to_uint8
 
 AE_SECTION_VERSION = 1
@@ -29,18 +28,6 @@ HASH_BYTES = 16
 TILED_ABOVE = 1 << 20
 #: env var naming the weights of an autoencoder that is not a ``load`` name (e.g. an SD-VAE path)
 PATH_ENV = "NLC_CLRIC_AUTOENCODER"
-
-
-def weights_hash(params: Any) -> bytes:
-    """Deterministic ``HASH_BYTES``-byte SHA-256 of a parameter pytree (paths, shapes, float32
-    values in pytree order)."""
-    h = hashlib.sha256()
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        a = np.ascontiguousarray(np.asarray(leaf, np.float32))
-        h.update(jax.tree_util.keystr(path).encode())
-        h.update(repr(a.shape).encode())
-        h.update(a.tobytes())
-    return h.digest()[:HASH_BYTES]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +41,7 @@ class BoundAutoencoder:
 
     @classmethod
     def of(cls, name: str, fns: AutoencoderFns, params: Any) -> BoundAutoencoder:
-        return cls(name, fns, params, weights_hash(params))
+        return cls(name, fns, params, autoencoder_hash(params, HASH_BYTES))
 
     @classmethod
     def load(cls, name: str, weights_dir: str | None = None,

@@ -50,7 +50,7 @@ from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
 from nlc_jax.codecs.coolchic.latent_coding import decode_latents, encode_latents
 from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
 from nlc_jax.codecs.gray import gray_rgb
-from nlc_jax.config_files import load_config
+from nlc_jax.configs.coolchic import get_config as preset_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy import param_coding, weight_rdoq
 from nlc_jax.entropy.context import causal_offsets
@@ -164,7 +164,7 @@ class CoolChic(recipe.RecipeMixin):
         out = []
         for name in names:
             config = self.config.copy_and_resolve_references()
-            config.model = load_config(self.name, name).model
+            config.model = preset_config(name).model
             config.arch_candidates, config.preset = "", name
             out.append(type(self)(config))
         return out
@@ -182,7 +182,7 @@ class CoolChic(recipe.RecipeMixin):
     def prepare_target(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, np.float32) / 255.0
 
-    def init(self, rng: jax.Array, target_shape: tuple[int, int, int], lmbda: jax.Array) -> dict:
+    def init(self, rng: jax.Array, target_shape: tuple[int, int, int]) -> dict:
         h, w = target_shape[:2]
         arch = self.arch.resolve(h, w)
         grids = tuple(jnp.zeros(level_shape(h, w, level), jnp.float32)

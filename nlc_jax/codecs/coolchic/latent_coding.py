@@ -16,10 +16,12 @@ follow each call, so the calls must match).
 Grids are coded in *passes* (``passes``: lists of grid indices, one layout each, one coder
 stream for all): the ARM context of a grid may end with extra per-position values computed
 from the grids of earlier passes (COOL-CHIC's inter-feature context), given by ``features``.
-With one pass and no features every grid is decoded at once, as before.
+With one pass and no features every grid is decoded at once.
 
-The tile shape is part of the format (since COOL-CHIC header version 2). ``tile`` arguments
-exist so benchmarks can measure other layouts, e.g. :data:`STRIPES` (version 1's).
+The tile shape :data:`TILE` is part of the file format (the current COOL-CHIC header,
+``codec.HEADER_VERSION``, is the only one read). ``tile`` arguments exist so benchmarks can
+measure other layouts, e.g. :data:`STRIPES` (the full-width stripes of the first header
+version, which no longer decodes).
 """
 
 from __future__ import annotations
@@ -33,8 +35,21 @@ from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 
 FAMILY = "laplace"
 TILE = (64, 64)  # (rows, cols) of a coding tile; part of the file format
-STRIPES = (64, 1 << 30)  # header version 1's layout: full-width stripes of 64 rows
+STRIPES = (64, 1 << 30)  # full-width stripes of 64 rows (the first header version's layout)
 _ENCODE_CHUNK = 1 << 14  # latents per integer-ARM call in the encoder
+
+
+def parse_tile(text: str) -> tuple[int, int]:
+    """A layout's name → its tile: ``"RxC"`` → ``(R, C)``; ``"stripes"`` → :data:`STRIPES`."""
+    if text == "stripes":
+        return STRIPES
+    rows, cols = text.lower().split("x")
+    return int(rows), int(cols)
+
+
+def tile_name(tile: tuple[int, int]) -> str:
+    """``(R, C)`` → ``"RxC"`` (``"stripes"`` for :data:`STRIPES`)."""
+    return "stripes" if tuple(tile) == STRIPES else f"{tile[0]}x{tile[1]}"
 
 
 def wavefront_slope(offsets: np.ndarray) -> int:

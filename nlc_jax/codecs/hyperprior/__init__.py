@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from nlc_jax.codecs.hyperprior.codec import HyperpriorCodec
+from nlc_jax.codecs.hyperprior.codec import HyperpriorCodec, file_weights_hash
 
-__all__ = ["HyperpriorCodec", "make_codec"]
+__all__ = ["HyperpriorCodec", "file_weights_hash", "make_codec", "make_task"]
+
+
+def make_task(config: Any) -> Any:
+    """The training task (``nlc_jax.train.task.TrainTask``) of a hyperprior config."""
+    from nlc_jax.codecs.hyperprior.training import make_task as make
+
+    return make(config)
 
 
 def make_codec(config: Any) -> HyperpriorCodec:
@@ -23,7 +30,7 @@ def make_codec(config: Any) -> HyperpriorCodec:
     Raises:
       CheckpointError: no checkpoint given, or a missing/corrupt/mismatched export.
     """
-    from nlc_jax.train.checkpoint import CheckpointError, load_inference
+    from nlc_jax.codecs.weights import CheckpointError, load_inference
 
     checkpoint = (config.get("checkpoint", "") if config is not None else "") or ""
     if not checkpoint:

@@ -74,6 +74,17 @@ def export_params(entropy: HyperpriorEntropyModel, params: dict[str, Any]) -> di
                          "offsets": np.asarray(tables.offsets, np.int64)}}
 
 
+def file_weights_hash(data: bytes) -> bytes:
+    """The hash of the model weights a hyperprior file was encoded with (its header's first
+    :data:`HASH_BYTES` bytes; compare ``model.json``'s ``weights_hash`` of an export).
+
+    Raises:
+      BitstreamError: not a readable hyperprior file.
+    """
+    container = read_container(data)
+    return ByteReader(container.section(SectionType.HEADER), "hyperprior header").raw(HASH_BYTES)
+
+
 class HyperpriorCodec:
     """A trained mean-scale hyperprior as a :class:`~nlc_jax.codecs.base.LearnedCodec`.
 
@@ -103,7 +114,7 @@ class HyperpriorCodec:
     def from_params(cls, params: dict[str, Any], model_config: dict[str, Any],
                     rate_index: int = 0) -> HyperpriorCodec:
         """Codec from inference params and the export's model config (hash computed here)."""
-        from nlc_jax.train.checkpoint import weights_hash
+        from nlc_jax.codecs.weights import weights_hash
 
         n, m = int(model_config["n"]), int(model_config["m"])
         model = MeanScaleHyperprior(n, m, num_rates=len(model_config["lmbdas"]))

@@ -128,5 +128,5 @@ class HyperpriorTask:
 
 
 def make_task(config: Any) -> HyperpriorTask:
-    """Factory named in ``nlc_jax.train.task``."""
+    """The task ``nlc_jax.codecs.registry.task_factory("hyperprior")`` returns."""
     return HyperpriorTask(config)

@@ -87,9 +87,8 @@ class Noise2Latent(recipe.RecipeMixin):
     def prepare_target(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(image, np.float32) / 255.0
 
-    def init(self, rng: jax.Array, target_shape: tuple[int, int, int], lmbda: jax.Array) -> dict:
+    def init(self, rng: jax.Array, target_shape: tuple[int, int, int]) -> dict:
         """Random networks and a random seed; the noise of the (padded) ``target_shape``."""
-        del lmbda
         seed_key, net_key = jax.random.split(rng)
         halves = jax.random.randint(seed_key, (2,), 0, 1 << 16, jnp.int32)
         seed = (halves[0].astype(jnp.uint32) << 16) | halves[1].astype(jnp.uint32)

@@ -1,5 +1,5 @@
 """CLRIC (COOL-CHIC in a VAE's latent space): presets for
-``encode.py --config configs/clric.py:<preset>``.
+``nlc-encode --config clric:<preset>``.
 
 Presets:
 
@@ -18,6 +18,8 @@ autoencoder (32 for TAEF2, 4 for SD VAEs).
 
 from ml_collections import config_dict
 
+from nlc_jax.configs.common import preset_entries, recipe_block
+
 # name: (arm context, arm hidden layers, synthesis layers)
 ARCHS = {
     "fast": (8, 2, ("16-1-linear-relu", "16-3-residual-relu", "C-1-linear-none")),
@@ -33,10 +35,9 @@ RECIPES = {
 
 def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     """The config of a preset (``fast``, ``paper``)."""
-    if preset not in ARCHS:
-        raise ValueError(f"unknown clric preset {preset!r}; choose one of {', '.join(ARCHS)}")
-    context, hidden, synthesis = ARCHS[preset]
-    n_itr, warmup, final, candidates = RECIPES[preset]
+    arch, recipe = preset_entries("clric", preset, ARCHS, RECIPES)
+    context, hidden, synthesis = arch
+    n_itr, warmup, final, candidates = recipe
     c = config_dict.ConfigDict()
     c.codec = "clric"
     c.preset = preset
@@ -54,15 +55,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     c.model.synthesis = synthesis      # "<out|C>-<kernel>-<linear|residual>-<relu|none>"
     c.model.encoder_gain = 16.0        # latent = round(gain · parameter) (fixed: λ is not pixel λ)
 
-    c.recipe = config_dict.ConfigDict()
-    c.recipe.n_itr = n_itr             # total iterations (warm-up + main + final)
-    c.recipe.warmup_steps = warmup     # per warm-up stage (two stages: all, then the best 2)
-    c.recipe.final_steps = final       # hard quantization with the straight-through estimator
-    c.recipe.n_candidates = candidates
-    c.recipe.lr = 1e-2
-    c.recipe.final_lr = 1e-4
-    c.recipe.min_lr = 1e-5
-    c.recipe.grad_clip = 1e-1          # global-norm clip on network gradients
+    c.recipe = recipe_block(n_itr, warmup, final, candidates)  # final: STE rounding
     c.recipe.temperature = (0.35, 0.08)  # soft-round temperature, linear over the main phase
     c.recipe.noise = (0.76, 0.52)        # uniform noise width, linear
     return c

@@ -1,5 +1,5 @@
 """Noise-to-Latent (latents generated from seeded noise): presets for
-``encode.py --config configs/noise2latent.py:<preset>``.
+``nlc-encode --config noise2latent:<preset>``.
 
 The paper (Lin et al., arXiv 2511.08009) gives no layer sizes, pyramid depth or schedule that we
 could use, so every value here is ours (``docs/noise2latent.md`` explains each):
@@ -16,6 +16,8 @@ per pixel: nothing else is sent). Override any field on the command line, e.g.
 """
 
 from ml_collections import config_dict
+
+from nlc_jax.configs.common import preset_entries, recipe_block
 
 GPP = ("W-3-linear-relu", "W-3-residual-relu", "2-1-linear-none")  # W: the level's width
 # name: (noise channels, GPP width per level (level 0 = full resolution first), synthesis)
@@ -35,11 +37,9 @@ RECIPES = {
 
 def get_config(preset: str = "full") -> config_dict.ConfigDict:
     """The config of a preset (``fast``, ``full``)."""
-    if preset not in ARCHS:
-        raise ValueError(f"unknown noise2latent preset {preset!r}; choose one of "
-                         f"{', '.join(ARCHS)}")
-    noise_channels, widths, synthesis = ARCHS[preset]
-    n_itr, warmup, final, candidates = RECIPES[preset]
+    arch, recipe = preset_entries("noise2latent", preset, ARCHS, RECIPES)
+    noise_channels, widths, synthesis = arch
+    n_itr, warmup, final, candidates = recipe
     c = config_dict.ConfigDict()
     c.codec = "noise2latent"
     c.preset = preset
@@ -54,13 +54,5 @@ def get_config(preset: str = "full") -> config_dict.ConfigDict:
     c.model.gpp_widths = widths        # one per level (level 0 first), or one for all levels
     c.model.synthesis = synthesis      # COOL-CHIC layer specs, ends in 3
 
-    c.recipe = config_dict.ConfigDict()
-    c.recipe.n_itr = n_itr             # total iterations (warm-up + main + final)
-    c.recipe.warmup_steps = warmup     # per warm-up stage (all seeds, then the best 2)
-    c.recipe.final_steps = final       # straight-through rounding of the weights
-    c.recipe.n_candidates = candidates  # seeds (and network inits) tried in the warm-up
-    c.recipe.lr = 1e-2
-    c.recipe.final_lr = 1e-4
-    c.recipe.min_lr = 1e-5
-    c.recipe.grad_clip = 1e-1          # global-norm clip on network gradients
+    c.recipe = recipe_block(n_itr, warmup, final, candidates)  # final: STE; candidates: seeds
     return c

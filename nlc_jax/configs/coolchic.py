@@ -1,4 +1,4 @@
-"""COOL-CHIC overfitted image codec: presets for ``encode.py --config configs/coolchic.py:<preset>``.
+"""COOL-CHIC overfitted image codec: presets for ``nlc-encode --config coolchic:<preset>``.
 
 Presets:
 
@@ -17,6 +17,8 @@ for what each part buys).
 """
 
 from ml_collections import config_dict
+
+from nlc_jax.configs.common import preset_entries, recipe_block
 
 # name: (spatial context, hidden layers, IFCE features, synthesis layers)
 ARCHS = {
@@ -40,10 +42,9 @@ RECIPES = {
 
 def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     """The config of a preset (``fast``, ``lop``, ``mop``, ``hop``)."""
-    if preset not in ARCHS:
-        raise ValueError(f"unknown coolchic preset {preset!r}; choose one of {', '.join(ARCHS)}")
-    context, hidden, ifce, synthesis = ARCHS[preset]
-    n_itr, warmup, final, candidates = RECIPES[preset]
+    arch, recipe = preset_entries("coolchic", preset, ARCHS, RECIPES)
+    context, hidden, ifce, synthesis = arch
+    n_itr, warmup, final, candidates = recipe
     c = config_dict.ConfigDict()
     c.codec = "coolchic"
     c.preset = preset
@@ -66,17 +67,9 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     c.model.edge_padding = True        # upsampling and 3×3 layers replicate edges (Cool-chic)
     c.model.encoder_gain = 0.0         # latent = round(gain · parameter); 0: 16, 20 or 24 by λ
 
-    c.recipe = config_dict.ConfigDict()
-    c.recipe.n_itr = n_itr             # total iterations (warm-up + main + final)
-    c.recipe.warmup_steps = warmup     # per warm-up stage (all, then the best 2); 0: by n_itr
-    c.recipe.final_steps = final       # final phase (see final_quantizer)
-    c.recipe.n_candidates = candidates
-    c.recipe.lr = 1e-2
-    c.recipe.final_lr = 1e-4
-    c.recipe.min_lr = 1e-5
+    c.recipe = recipe_block(n_itr, warmup, final, candidates)
     c.recipe.final_schedule = "cosine"   # final_lr cosine-decayed to min_lr
     c.recipe.final_quantizer = "hard"    # "hard": latents fixed, networks tuned; "ste"
-    c.recipe.grad_clip = 1e-1          # global-norm clip on network gradients
     c.recipe.temperature = (0.35, 0.08)  # soft-round temperature, linear over the main phase
     c.recipe.noise_type = "gaussian"     # warm-ups: std (-0.432·log10 λ + 0.747) / 10
     c.recipe.noise = (0.22, 0.15)        # noise std, linear over the main phase

@@ -1,6 +1,6 @@
 """Mean-scale hyperprior (Minnen et al. 2018, "mbt2018-mean"): training and coding config.
 
-Presets (``--config configs/hyperprior.py:<preset>``):
+Presets (``--config hyperprior:<preset>``):
 
 * ``tiny``: N=16, M=24, 64×64 crops, a few hundred steps: CPU tests and smoke runs (minutes).
 * ``cpu``: N=64, M=96, 128×128 crops, batch 8, 2000 steps at lr 1e-3: budget-limited CPU runs
@@ -16,6 +16,8 @@ mbt2018-mean uses 0.0018, 0.0035, 0.0067, 0.0130 (N=128) and 0.0250, 0.0483, 0.0
 
 from ml_collections import config_dict
 
+from nlc_jax.configs.common import preset_entries
+
 PRESETS = {
     # name: (N, M, crop, batch, steps, warmup, eval_images, learning rate)
     "tiny": (16, 24, 64, 4, 300, 20, 2, 1e-3),
@@ -26,10 +28,9 @@ PRESETS = {
 
 
 def get_config(preset: str = "paper") -> config_dict.ConfigDict:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown hyperprior preset {preset!r}; choose one of "
-                         f"{', '.join(PRESETS)}")
-    n, m, crop, batch, steps, warmup, eval_images, lr = PRESETS[preset]
+    """The config of a preset (``tiny``, ``cpu``, ``paper``, ``paper_hq``)."""
+    (entry,) = preset_entries("hyperprior", preset, PRESETS)
+    n, m, crop, batch, steps, warmup, eval_images, lr = entry
     c = config_dict.ConfigDict()
     c.codec = "hyperprior"
     c.preset = preset
