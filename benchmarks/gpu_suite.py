@@ -66,16 +66,13 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "configs"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))
 
-import autoencoder_speed  # noqa: E402
-import clric as clric_configs  # noqa: E402
-import coolchic as coolchic_configs  # noqa: E402
+import autoencoder_speed  # noqa: E402  (this script's folder; gpu_suite.sh puts the repo on PYTHONPATH)
 
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import mac_per_pixel  # noqa: E402
+from nlc_jax.configs import clric as clric_configs  # noqa: E402
+from nlc_jax.configs import coolchic as coolchic_configs  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.fit import Engine, FitOptions, fit_batch, make_mesh  # noqa: E402
 from nlc_jax.fit.buckets import bucket_shape  # noqa: E402

@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,13 +46,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "configs"))
-sys.path.insert(0, str(ROOT))
-
-import coolchic as coolchic_configs  # noqa: E402
 
 from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import mac_per_pixel  # noqa: E402
+from nlc_jax.configs import coolchic as coolchic_configs  # noqa: E402
 from nlc_jax.fit import Engine  # noqa: E402
 from nlc_jax.fit.throughput import DEVICE_PEAKS, main_phase, recipe_image_steps  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Encode a dataset with Apache Beam: many machines, retries when a worker dies.
 
-    python -m nlc_jax.fit.beam_runner --config configs/coolchic.py:fast --input 'data/*.png' \\
+    python -m nlc_jax.fit.beam_runner --config coolchic:fast --input 'data/*.png' \\
         --output out/ [--lmbdas 0.001,0.004] [--batch_size 8] [--config.recipe.n_itr=2000] \\
         [Beam pipeline options: --runner=DirectRunner --direct_running_mode=multi_processing \\
          --direct_num_workers=4 | --runner=DataflowRunner --project … | --runner=FlinkRunner …]
@@ -233,7 +233,8 @@ class _Parser(argparse.ArgumentParser):
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our flags, ``--config.<key>=<value>`` overrides and the rest (Beam pipeline options)."""
     ap = _Parser(prog="beam_runner", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="configs/<name>.py[:preset]")
+    ap.add_argument("--config", required=True,
+                    help="<name>[:preset] (e.g. coolchic:fast) or a config file path[:preset]")
     ap.add_argument("--input", required=True, help="image file, folder, glob or tfds:<name>")
     ap.add_argument("--output", required=True)
     ap.add_argument("--lmbdas", default="", help="comma-separated; default: the config's")
