@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,6 +43,7 @@ from nlc_jax.config_files import apply_overrides, load_config  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
 from nlc_jax.fit.engine import Engine, FitOptions, fit_batch  # noqa: E402
 from nlc_jax.fit.step_time import time_train_step  # noqa: E402
+from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.bd import BDError, bd_rate  # noqa: E402
 from nlc_jax.metrics.psnr import psnr  # noqa: E402
 
@@ -144,15 +144,6 @@ def summarize(rows: list[dict], reference: list[dict]) -> dict:
     return out
 
 
-def machine() -> dict:
-    """CPU model, cores, load average and versions (recorded with the results)."""
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-                 "unknown")
-    return {"cpu": model, "cores": os.cpu_count(), "load_avg": os.getloadavg(),
-            "jax": jax.__version__, "affinity": sorted(os.sched_getaffinity(0))}
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reference", type=Path,
@@ -212,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_steps = [float(r["s_per_step"]) for r in reference if r.get("s_per_step")]
     result = {"reference": str(args.reference), "box": args.box, "n_itr": args.n_itr,
               "labels": summary, "coolchic_step_s_median": float(np.median(ref_steps))
-              if ref_steps else None, "machine": machine()}
+              if ref_steps else None, "machine": machine_facts()}
     json_path = args.output.with_suffix(".json")
     if json_path.is_file():  # keep the step times measured by earlier runs of other labels
         result["step_times"] = json.loads(json_path.read_text()).get("step_times", {})
