@@ -336,7 +336,7 @@ def test_outputs_get_the_mode_of_a_plain_write(tmp_path, umask):
 
 
 def test_model_export_gets_the_mode_of_a_plain_write(tmp_path):
-    from nlc_jax.train.checkpoint import export_inference
+    from nlc_jax.codecs.weights import export_inference
 
     old = os.umask(0o022)
     try:

@@ -168,7 +168,7 @@ def test_padded_bucket_matches_true_size():
 def test_loss_is_mse_plus_lambda_weight_bpp_and_noise_is_frozen():
     codec = Noise2Latent(small_config())
     h, w = 16, 16
-    params = codec.init(jax.random.key(0), (h, w, 3), jnp.float32(1e-3))
+    params = codec.init(jax.random.key(0), (h, w, 3))
     target = jnp.asarray(codec.prepare_target(image(h, w)))
     mask = jnp.ones((h, w))
     loss, aux = codec.eval_loss(params, target, mask, 0.01)
