@@ -72,18 +72,23 @@ def hlo_kernels(hlo_text: str) -> Counter:
     """Opcodes of the instructions in the ENTRY computation of an optimised HLO module that
     launch work (fusions, convolutions, dots, custom calls, …): ``Counter(opcode → n)``."""
     ops: Counter = Counter()
+    for line in _entry_lines(hlo_text):
+        m = re.match(r"\s*(?:ROOT )?%?[\w.\-]+ = [^=]*?\s([a-z][\w\-]*)\(", line)
+        if m and m.group(1) not in FREE_OPS:
+            ops[m.group(1)] += 1
+    return ops
+
+
+def _entry_lines(hlo_text: str):
+    """The instruction lines of the ENTRY computation of an HLO module's text."""
     in_entry = False
     for line in hlo_text.splitlines():
         if line.startswith("ENTRY "):
             in_entry = True
-            continue
-        if in_entry and line.startswith("}"):
-            break
-        if in_entry:
-            m = re.match(r"\s*(?:ROOT )?%?[\w.\-]+ = [^=]*?\s([a-z][\w\-]*)\(", line)
-            if m and m.group(1) not in FREE_OPS:
-                ops[m.group(1)] += 1
-    return ops
+        elif in_entry and line.startswith("}"):
+            return
+        elif in_entry:
+            yield line
 
 
 _BYTES = {"f32": 4, "s32": 4, "u32": 4, "f16": 2, "bf16": 2, "pred": 1, "s8": 1, "u8": 1,
@@ -95,14 +100,8 @@ def top_writers(hlo_text: str, n: int = 12) -> list[dict]:
     from (``metadata op_name``, wrappers such as ``jit``/``vmap``/``jvp`` removed) and the
     source line: ``[{"op", "source", "bytes", "instructions"}]``, largest first."""
     groups: dict[tuple[str, str], list[int]] = {}
-    in_entry = False
-    for line in hlo_text.splitlines():
-        if line.startswith("ENTRY "):
-            in_entry = True
-            continue
-        if in_entry and line.startswith("}"):
-            break
-        m = re.match(r"\s*(?:ROOT )?%?[\w.\-]+ = (.*?)\s([a-z][\w\-]*)\(", line) if in_entry else None
+    for line in _entry_lines(hlo_text):
+        m = re.match(r"\s*(?:ROOT )?%?[\w.\-]+ = (.*?)\s([a-z][\w\-]*)\(", line)
         if not m or m.group(2) in FREE_OPS:
             continue
         size = sum(_BYTES.get(dt, 4) * math.prod(int(d) for d in dims.split(",") if d)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from toy_codec import ToyCodec
+from toy_codec import ToyCodec, subprocess_env
 
 from nlc_jax.fit.pipeline import COLUMNS
 
@@ -35,12 +35,6 @@ register()
 sys.argv = ["encode.py"] + sys.argv[1:]
 encode.run()
 """
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")])
-    return env
 
 
 def _inputs(folder: Path, n: int = 6) -> set[str]:
@@ -83,11 +77,11 @@ def test_disk_full_simulated_is_one_line_and_resumable(tmp_path):
     out = tmp_path / "out"
     flags = _flags(tmp_path / "in", out)
     proc = subprocess.run([sys.executable, "-c", _SIMULATED.format(after=3), *flags], cwd=ROOT,
-                          env=_env(), capture_output=True, text=True, timeout=600)
+                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
     _check_after_full(proc, out)
     assert 0 < len(list(out.glob("*.nlc"))) < len(names)
     done = subprocess.run([sys.executable, str(TESTS / "toy_encode.py"), *flags], cwd=ROOT,
-                          env=_env(), capture_output=True, text=True, timeout=600)
+                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     _check_resumed(out, names)
 
@@ -110,14 +104,14 @@ def test_disk_full_on_a_small_tmpfs(tmp_path):
         out = disk / "out"
         flags = _flags(tmp_path / "in", out)
         proc = subprocess.run([sys.executable, str(TESTS / "toy_encode.py"), *flags], cwd=ROOT,
-                              env=_env(), capture_output=True, text=True, timeout=600)
+                              env=subprocess_env(), capture_output=True, text=True, timeout=600)
         _check_after_full(proc, out)
         kept = {p.name: p.read_bytes() for p in out.glob("*.nlc")}
         assert 0 < len(kept) < len(names)
         moved = tmp_path / "roomy"
         shutil.copytree(out, moved)  # space found: the same output folder on a roomier disk
         done = subprocess.run([sys.executable, str(TESTS / "toy_encode.py"),
-                               *_flags(tmp_path / "in", moved)], cwd=ROOT, env=_env(),
+                               *_flags(tmp_path / "in", moved)], cwd=ROOT, env=subprocess_env(),
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         _check_resumed(moved, names)

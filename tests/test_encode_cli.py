@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from toy_codec import ToyCodec
+from toy_codec import ToyCodec, subprocess_env
 
 from nlc_jax.fit.pipeline import COLUMNS
 
@@ -20,16 +19,10 @@ TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
 def _encode(args: list[str], **kw) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(TESTS / "toy_encode.py"),
            f"--config={TESTS / 'toy_config.py'}", "--noprogress", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+    return subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                           timeout=600, **kw)
 
 
@@ -110,7 +103,7 @@ def test_kill9_during_checkpointed_encode_then_resume(tmp_path):
             "--checkpoint_every=0.001", "--chunk_steps=5", "--config.steps=400"]
     cmd = [sys.executable, str(TESTS / "toy_encode.py"), f"--config={TESTS / 'toy_config.py'}",
            "--noprogress", *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     meta = out / ".inflight" / "meta.json"
     deadline = time.monotonic() + 300

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,18 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from toy_codec import ToyCodec
+from toy_codec import ToyCodec, subprocess_env
 
 from nlc_jax.fit.pipeline import COLUMNS
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")])
-    return env
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -77,7 +70,7 @@ def test_encode_killed_20_times_at_random_moments_resumes(tmp_path):
     for _ in range(40):
         if kills == 20:
             break
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
             proc.wait(timeout=float(rng.uniform(2.0, 12.0)))
@@ -89,7 +82,7 @@ def test_encode_killed_20_times_at_random_moments_resumes(tmp_path):
         if proc.returncode == 0:
             break
     assert kills >= 10, f"only {kills} kills: the encode finished too early"
-    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+    done = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                           timeout=1800)
     assert done.returncode == 0, done.stderr
     _check_outputs(out, names, seen)
@@ -116,9 +109,9 @@ def test_train_killed_and_resumed_gives_the_same_final_parameters(tmp_path):
     def train(workdir: Path, kill_at_step: int | None = None) -> subprocess.CompletedProcess:
         cmd = [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}", *flags]
         if kill_at_step is None:
-            return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+            return subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                                   timeout=900)
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 600
         while proc.poll() is None and time.monotonic() < deadline:

@@ -134,3 +134,15 @@ def register() -> None:
     """Make ``config.codec = "toy"`` resolvable through the codec registry (tests only)."""
     from nlc_jax.codecs import registry
     registry._FACTORIES.setdefault("toy", "toy_codec:make")
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a test's subprocess (``toy_encode.py``, ``encode.py``): CPU JAX, and this
+    folder and the checkout on ``PYTHONPATH`` so ``toy_codec`` and ``nlc_jax`` import."""
+    import os
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests.parent), env.get("PYTHONPATH", "")])
+    return env

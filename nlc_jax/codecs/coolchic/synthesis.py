@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from nlc_jax.codecs.coolchic.arch import Arch
@@ -37,8 +38,6 @@ def fill_edges(x: Any, mask: Any) -> Any:
     padding at the true size shows a convolution. ``mask=None``: ``x``."""
     if mask is None:
         return x
-    import jax.numpy as jnp  # the masked (bucket) path is jax only
-
     h, w = mask.shape
     rows = jnp.minimum(jnp.arange(h), jnp.maximum(jnp.sum(mask[:, 0]).astype(jnp.int32) - 1, 0))
     cols = jnp.minimum(jnp.arange(w), jnp.maximum(jnp.sum(mask[0, :]).astype(jnp.int32) - 1, 0))
