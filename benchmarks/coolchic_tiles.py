@@ -40,9 +40,10 @@ from nlc_jax.codecs.coolchic import (  # noqa: E402
     latent_coding,
 )
 from nlc_jax.codecs.coolchic import codec as coolchic_codec  # noqa: E402
-from nlc_jax.codecs.coolchic.arch import init_networks, zeros_template  # noqa: E402
+from nlc_jax.codecs.coolchic.arch import init_networks  # noqa: E402
 from nlc_jax.codecs.coolchic.codec import decode_fit  # noqa: E402
 from nlc_jax.codecs.coolchic.latent_coding import parse_tile, tile_name  # noqa: E402
+from nlc_jax.codecs.overfitted.layers import zeros_template  # noqa: E402
 from nlc_jax.config_files import load_config  # noqa: E402
 from nlc_jax.data.images import load_image  # noqa: E402
 from nlc_jax.entropy import param_coding  # noqa: E402

@@ -23,8 +23,7 @@ from nlc_jax.codecs.base import OverfittedCodec
 from nlc_jax.codecs.clric import BoundAutoencoder, Clric, clric_arch
 from nlc_jax.codecs.clric.autoencoder import HASH_BYTES, read_section
 from nlc_jax.codecs.clric.codec import depth_to_space, space_to_depth
-from nlc_jax.codecs.coolchic import mac_per_pixel
-from nlc_jax.codecs.coolchic.codec import synthesize_numpy
+from nlc_jax.codecs.coolchic import mac_per_pixel, synthesize_numpy
 from nlc_jax.codecs.weights import autoencoder_hash
 from nlc_jax.config_files import load_config
 

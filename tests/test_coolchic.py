@@ -16,8 +16,7 @@ from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.codecs import recipe, registry
 from nlc_jax.codecs.base import OverfittedCodec, Phase
 from nlc_jax.codecs.coolchic import Arch, ArchError, CoolChic, mac_per_pixel
-from nlc_jax.codecs.coolchic import synthesis as synthesis_module
-from nlc_jax.codecs.coolchic.arch import Layer, init_networks, level_shape
+from nlc_jax.codecs.coolchic.arch import init_networks
 from nlc_jax.codecs.coolchic.arm import LOG2_SCALE_SHIFT, IntArm, arm_int
 from nlc_jax.codecs.coolchic.codec import encoder_gain, reconstruct, synthesize_numpy
 from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
@@ -30,7 +29,10 @@ from nlc_jax.codecs.coolchic.latent_coding import (
     tile_context_mask,
     wavefront_slope,
 )
-from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.codecs.coolchic.synthesis import synthesize
+from nlc_jax.codecs.overfitted import layers as layers_module
+from nlc_jax.codecs.overfitted.layers import Layer
+from nlc_jax.codecs.overfitted.upsampling import level_shape, upsample
 from nlc_jax.entropy import param_coding
 from nlc_jax.entropy.coding import SCALE_TABLE, snap_params
 from nlc_jax.entropy.context import causal_offsets, extract_context
@@ -140,7 +142,7 @@ def test_numpy_synthesis_in_strips_matches_jax(edge):
     nets = jax.tree_util.tree_map(lambda a: a + 0.2 * jax.random.normal(next(keys), a.shape),
                                   nets)
     h, w = 150, 131
-    assert h * w > synthesis_module.STRIP_PIXELS
+    assert h * w > layers_module.STRIP_PIXELS
     feats = np.random.default_rng(1).normal(size=(h, w, arch.n_levels)).astype(np.float32)
     ref = jax.jit(lambda n, f: synthesize(f, n["synthesis"], arch, jnp))(nets, feats)
     nets_np = jax.tree_util.tree_map(np.asarray, nets)

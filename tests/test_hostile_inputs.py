@@ -23,8 +23,8 @@ from nlc_jax.bitstream.container import read_container, with_channels, write_con
 from nlc_jax.bitstream.limits import MAX_PARAMETERS, max_pixels
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.coolchic import CoolChic
-from nlc_jax.codecs.coolchic.arch import read_layers
 from nlc_jax.codecs.gray import code_as_gray, gray_rgb, is_gray
+from nlc_jax.codecs.overfitted.layers import read_layers
 from nlc_jax.data.datasets import ImageSource, input_names, open_inputs
 from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import ImageReadError, image_size, load_image

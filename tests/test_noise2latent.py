@@ -19,11 +19,12 @@ from nlc_jax.bitstream.container import SectionType, read_container, write_conta
 from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.base import OverfittedCodec, Phase
-from nlc_jax.codecs.coolchic.arch import ArchError, level_shape
 from nlc_jax.codecs.noise2latent import N2LArch, Noise2Latent, mac_per_pixel, reconstruct
 from nlc_jax.codecs.noise2latent.arch import NETWORKS, read_header, write_header
 from nlc_jax.codecs.noise2latent.codec import seed_of
 from nlc_jax.codecs.noise2latent.generate import decode_image
+from nlc_jax.codecs.overfitted.layers import ArchError
+from nlc_jax.codecs.overfitted.upsampling import level_shape
 from nlc_jax.config_files import load_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy.seeded_noise import gaussian_pyramid

@@ -30,8 +30,7 @@ from nlc_jax.autoencoders import TAEConfig, make_sd_vae, make_tae
 from nlc_jax.bitstream.container import SectionType, read_image_container, write_container
 from nlc_jax.codecs.base import EncodeResult
 from nlc_jax.codecs.clric.autoencoder import BoundAutoencoder, load_named, read_section
-from nlc_jax.codecs.coolchic.arch import Arch, mac_per_pixel
-from nlc_jax.codecs.coolchic.codec import CoolChic, decode_fit, synthesize_numpy
+from nlc_jax.codecs.coolchic import Arch, CoolChic, decode_fit, mac_per_pixel, synthesize_numpy
 from nlc_jax.metrics.psnr import psnr
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

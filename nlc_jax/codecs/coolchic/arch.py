@@ -22,44 +22,18 @@ without its config):
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
-from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
-from nlc_jax.bitstream.errors import BitstreamError
-
-_LAYER = re.compile(r"^(\d+)-([13])-(linear|residual)-(relu|none)$")
-
-
-class ArchError(ValueError):
-    """A malformed architecture description (config value or file header)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Layer:
-    """One synthesis layer, ``<out>-<kernel>-<linear|residual>-<relu|none>``."""
-
-    out: int
-    kernel: int
-    residual: bool
-    relu: bool
-
-    @classmethod
-    def parse(cls, spec: str) -> Layer:
-        m = _LAYER.match(spec)
-        if not m:
-            raise ArchError(f"bad synthesis layer {spec!r}; expected e.g. '16-1-linear-relu' "
-                            "(<out>-<1|3>-<linear|residual>-<relu|none>)")
-        return cls(int(m[1]), int(m[2]), m[3] == "residual", m[4] == "relu")
-
-    def __str__(self) -> str:
-        kind = "residual" if self.residual else "linear"
-        return f"{self.out}-{self.kernel}-{kind}-{'relu' if self.relu else 'none'}"
+from nlc_jax.codecs.overfitted.layers import (
+    ArchError,
+    Layer,
+    dense_init,
+    init_layers,
+    layers_mac_per_position,
+)
+from nlc_jax.codecs.overfitted.upsampling import init_upsampling, upsampling_mac_per_pixel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,59 +130,6 @@ class Arch:
                    bool(model.get("edge_padding", False)))
 
 
-def write_layers(w: ByteWriter, layers: tuple[Layer, ...]) -> None:
-    """Append a layer list to a file header: count, then per layer out, kernel, flags."""
-    w.uvarint(len(layers))
-    for layer in layers:
-        w.uvarint(layer.out).fixed("u8", layer.kernel)
-        w.fixed("u8", int(layer.residual) | int(layer.relu) << 1)
-
-
-def read_layers(r: ByteReader) -> tuple[Layer, ...]:
-    """Inverse of :func:`write_layers`; raises ``BitstreamError`` (naming ``r.what``).
-
-    Each layer's weights are counted with ``r.declare_parameters`` (the first layer's per input
-    channel, which the list does not state), so a forged list of many wide layers is refused
-    before a decoder allocates them.
-    """
-    layers = []
-    cin = 1
-    for _ in range(r.uvarint(32)):
-        out, kernel, flags = r.uvarint(4096), r.fixed("u8"), r.fixed("u8")
-        if not out or kernel not in (1, 3) or flags > 3:
-            raise BitstreamError(f"{r.what}: invalid layer (outputs {out}, kernel {kernel}, "
-                                 f"flags {flags})")
-        r.declare_parameters(cin * out * kernel * kernel + out)
-        cin = out
-        layers.append(Layer(out, kernel, bool(flags & 1), bool(flags & 2)))
-    return tuple(layers)
-
-
-def level_shape(height: int, width: int, level: int) -> tuple[int, int]:
-    """Size of latent grid ``level`` for an image of ``height × width``."""
-    s = 2 ** level
-    return -(-height // s), -(-width // s)
-
-
-def upsampling_mac_per_pixel(n_levels: int) -> float:
-    """Multiply-accumulates per image pixel of the learned upsampling of ``n_levels`` grids.
-
-    At level i < n_levels-1, (n_levels-1-i) channels, separable 4+4 taps per output (polyphase
-    8-tap kernel); pre-smoothing of levels >= 1: 7+7 taps per latent.
-    """
-    ups = sum((n_levels - 1 - i) * 8 * 4.0 ** -i for i in range(n_levels - 1))
-    return ups + sum(14 * 4.0 ** -i for i in range(1, n_levels))
-
-
-def layers_mac_per_position(layers: tuple[Layer, ...], in_channels: int) -> float:
-    """Multiply-accumulates per position of a stack of 1×1 / 3×3 layers."""
-    total, cin = 0.0, in_channels
-    for layer in layers:
-        total += cin * layer.out * layer.kernel ** 2
-        cin = layer.out
-    return float(total)
-
-
 def mac_per_pixel(arch: Arch) -> float:
     """Decoding multiply-accumulates per image pixel (ARM + IFCE + upsampling + synthesis).
 
@@ -224,60 +145,6 @@ def mac_per_pixel(arch: Arch) -> float:
     stab = arch.n_levels * arch.out_channels if arch.synthesis_stabiliser else 0
     return float(arm + ifce + upsampling_mac_per_pixel(arch.n_levels)
                  + layers_mac_per_position(arch.synthesis, arch.n_levels) + stab)
-
-
-def _cubic(t: float, a: float = -0.75) -> float:
-    t = abs(t)
-    if t <= 1:
-        return (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1
-    if t < 2:
-        return a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a
-    return 0.0
-
-
-# Half-kernels: weights at distances 0.25, 0.75, 1.25, 1.75 (upsampling) and 0..3 (smoothing).
-BICUBIC_HALF = np.array([_cubic(d) for d in (0.25, 0.75, 1.25, 1.75)], np.float32)
-IDENTITY_HALF = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
-
-
-def dense_init(key: jax.Array, fan_in: int, shape: tuple[int, ...]) -> jax.Array:
-    """Uniform fan-in initialisation ``U(-1/√fan_in, 1/√fan_in)`` of a weight ``shape``."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
-
-
-def init_layers(keys: Iterator[jax.Array], layers: tuple[Layer, ...], in_channels: int,
-                small: bool = False) -> dict:
-    """Parameters ``{"l<i>": {"w": [k, k, Cin, Cout], "b": [Cout]}}`` of a layer stack.
-
-    Linear layers take :func:`dense_init` (one key of ``keys`` each), divided by ``Cout²`` with
-    ``small`` (Cool-chic's init when a linear stabiliser carries the signal at the start);
-    residual layers start at zero (the identity); biases at zero.
-    """
-    params, cin = {}, in_channels
-    for i, layer in enumerate(layers):
-        shape = (layer.kernel, layer.kernel, cin, layer.out)
-        w = (jnp.zeros(shape, jnp.float32) if layer.residual
-             else dense_init(next(keys), cin * layer.kernel ** 2, shape)
-             / (layer.out ** 2 if small else 1))
-        params[f"l{i}"] = {"w": w, "b": jnp.zeros((layer.out,), jnp.float32)}
-        cin = layer.out
-    return params
-
-
-def init_upsampling(n_levels: int) -> dict:
-    """Upsampling half-kernels ``{"up": [n_levels-1, 4] (bicubic), "smooth": [n_levels-1, 4]
-    (identity)}``."""
-    n_up = n_levels - 1
-    return {"up": jnp.tile(jnp.asarray(BICUBIC_HALF), (n_up, 1)),
-            "smooth": jnp.tile(jnp.asarray(IDENTITY_HALF), (n_up, 1))}
-
-
-def zeros_template(init_fn, arch) -> dict:
-    """Zero numpy float32 networks with the shapes ``init_fn(rng, arch=arch)`` would give
-    (what decoders fill with decoded weights; nothing is initialised)."""
-    shapes = jax.eval_shape(functools.partial(init_fn, arch=arch), jax.random.key(0))
-    return jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
 
 
 def _normal(key: jax.Array, shape: tuple[int, ...], std: float) -> jax.Array:

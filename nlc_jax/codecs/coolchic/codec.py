@@ -35,21 +35,14 @@ from nlc_jax.bitstream.container import (
 from nlc_jax.bitstream.errors import BitstreamError
 from nlc_jax.codecs import recipe
 from nlc_jax.codecs.base import EncodeResult, Phase
-from nlc_jax.codecs.coolchic.arch import (
-    Arch,
-    ArchError,
-    init_networks,
-    level_shape,
-    mac_per_pixel,
-    read_layers,
-    write_layers,
-    zeros_template,
-)
+from nlc_jax.codecs.coolchic.arch import Arch, init_networks, mac_per_pixel
 from nlc_jax.codecs.coolchic.arm import IntArm, arm_float
 from nlc_jax.codecs.coolchic.context_model import IntFeatures, float_contexts
 from nlc_jax.codecs.coolchic.latent_coding import decode_latents, encode_latents
-from nlc_jax.codecs.coolchic.synthesis import synthesize, upsample
+from nlc_jax.codecs.coolchic.synthesis import synthesize
 from nlc_jax.codecs.gray import gray_rgb
+from nlc_jax.codecs.overfitted.layers import ArchError, read_layers, write_layers, zeros_template
+from nlc_jax.codecs.overfitted.upsampling import level_shape, upsample
 from nlc_jax.configs.coolchic import get_config as preset_config
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy import param_coding, weight_rdoq

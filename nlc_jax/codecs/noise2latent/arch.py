@@ -22,16 +22,15 @@ import jax
 
 from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
 from nlc_jax.bitstream.errors import BitstreamError
-from nlc_jax.codecs.coolchic.arch import (
+from nlc_jax.codecs.overfitted.layers import (
     ArchError,
     Layer,
     init_layers,
-    init_upsampling,
     layers_mac_per_position,
     read_layers,
-    upsampling_mac_per_pixel,
     write_layers,
 )
+from nlc_jax.codecs.overfitted.upsampling import init_upsampling, upsampling_mac_per_pixel
 
 HEADER_VERSION = 2  # 2: one GPP per level
 NETWORKS = ("gpp", "upsampling", "synthesis")

@@ -32,7 +32,6 @@ import optax
 from nlc_jax.bitstream.container import SectionType, read_image_container, write_container
 from nlc_jax.codecs import recipe
 from nlc_jax.codecs.base import EncodeResult, Phase
-from nlc_jax.codecs.coolchic.arch import level_shape, zeros_template
 from nlc_jax.codecs.noise2latent.arch import (
     NETWORKS,
     N2LArch,
@@ -42,6 +41,8 @@ from nlc_jax.codecs.noise2latent.arch import (
     write_header,
 )
 from nlc_jax.codecs.noise2latent.generate import decode_image
+from nlc_jax.codecs.overfitted.layers import zeros_template
+from nlc_jax.codecs.overfitted.upsampling import level_shape
 from nlc_jax.data.images import to_uint8
 from nlc_jax.entropy.seeded_noise import gaussian_pyramid
 from nlc_jax.entropy.weight_model import WeightEntropyModel

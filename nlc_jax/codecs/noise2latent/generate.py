@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nlc_jax.codecs.coolchic.arch import BICUBIC_HALF
-from nlc_jax.codecs.coolchic.synthesis import apply_layers, apply_mask, upsample, upsample2x
 from nlc_jax.codecs.noise2latent.arch import N2LArch
+from nlc_jax.codecs.overfitted.layers import apply_layers
+from nlc_jax.codecs.overfitted.padding import apply_mask
+from nlc_jax.codecs.overfitted.upsampling import BICUBIC_HALF, upsample, upsample2x
 
 
 def generate_latents(noise: tuple, gpp: dict, arch: N2LArch, xp: Any,
