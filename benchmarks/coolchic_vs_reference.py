@@ -3,7 +3,7 @@
     python benchmarks/coolchic_vs_reference.py \\
         [--reference benchmarks/results/coolchic_5.0.1_crops_hop_2000.tsv] \\
         [--images kodim01,kodim04] [--lmbdas 1e-4,1e-3,4e-3,2e-2] [--preset hop] [--n_itr 2000] \\
-        [--label ours] [--set recipe.optimizer=adam ...] \\
+        [--label ours] [--set recipe.optimizer=adam ...] [--recode_from LABEL] \\
         [--output benchmarks/results/coolchic_vs_reference]
 
 The reference rows come from ``coolchic_reference_run.py`` (Cool-chic itself, pinned to one
@@ -14,7 +14,9 @@ engine (``nlc_jax.fit.fit_batch``), writes and decodes every file, checks that t
 pixels equal the encoder's reconstruction (array comparison; a mismatch or a failed fit stops
 the run with one line), and appends one row per (label, image, λ) to ``<output>.tsv``
 (resumable: finished rows are kept and skipped). ``--label`` names a variant, with ``--set``
-config overrides, so ablations share one table.
+config overrides, so ablations share one table. ``--recode_from LABEL`` fits nothing: it codes
+the parameters that label's fits saved (``<files>/<LABEL>/*.params.npz``) with this label's
+config, for variants that change only the coding (e.g. ``--set recipe.rdoq_passes=0``).
 
 It then writes ``<output>.json`` and prints, per label: per-image BD-rate against the
 reference (the RD curve of its λ's), their mean, the mean bpp/PSNR per λ, and the time of one
@@ -74,26 +76,63 @@ def crop(image: str, box: str) -> np.ndarray:
         return np.asarray(im.convert("RGB").crop((left, top, right, bottom)))
 
 
-def fit_image(engine: Engine, image: np.ndarray, lmbdas: list[float],
-              out_dir: Path, stem: str) -> list[dict]:
-    """Fit ``image`` at every λ in one batch, write/decode/check the files; one record each
-    (``engine``: reused across images, so each phase compiles once)."""
+def fitted_params(engine: Engine, target: np.ndarray, lmbdas: list[float], out_dir: Path,
+                  stem: str) -> tuple[list[dict], float]:
+    """Fit ``target`` ``[h, w, C]`` at every λ in one batch (``engine``: reused across images,
+    so each phase compiles once); each fit's parameters are saved to
+    ``<out_dir>/<stem>_l<λ>.params.npz``. Returns the parameters and the fit time per fit."""
     codec = engine.codec
-    target = codec.prepare_target(image)
     b = len(lmbdas)
     t0 = time.perf_counter()
     fit = fit_batch(codec, np.repeat(target[None], b, 0),
-                    np.ones((b,) + image.shape[:2], np.float32), np.asarray(lmbdas, np.float32),
+                    np.ones((b,) + target.shape[:2], np.float32), np.asarray(lmbdas, np.float32),
                     np.arange(b), engine=engine, options=engine.options)
     fit_s = (time.perf_counter() - t0) / b
-    records = []
+    out = []
     for i, lmbda in enumerate(lmbdas):
         if fit.failed[i]:
             raise SystemExit(f"coolchic_vs_reference: the fit of {stem} at λ={lmbda:g} diverged")
         params = jax.tree.map(lambda x, i=i: np.asarray(x[i]), fit.params)
         leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-        np.savez(out_dir / f"{stem}_l{lmbda:g}.params.npz",  # to re-code without refitting
+        np.savez(out_dir / f"{stem}_l{lmbda:g}.params.npz",
                  **{jax.tree_util.keystr(p): v for p, v in leaves})
+        out.append(params)
+    return out, fit_s
+
+
+def saved_params(codec: CoolChic, target: np.ndarray, lmbdas: list[float], src_dir: Path,
+                 stem: str) -> list[dict]:
+    """The parameters that :func:`fitted_params` saved for ``stem`` at each λ, in ``codec``'s
+    pytree structure (raises ``SystemExit`` naming a missing or mismatched file)."""
+    template = jax.eval_shape(codec.init, jax.random.key(0), target.shape)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    out = []
+    for lmbda in lmbdas:
+        path = src_dir / f"{stem}_l{lmbda:g}.params.npz"
+        if not path.is_file():
+            raise SystemExit(f"coolchic_vs_reference: {path} not found (fit that label first)")
+        with np.load(path) as saved:
+            try:
+                leaves = [saved[jax.tree_util.keystr(p)] for p, _ in paths]
+            except KeyError as err:
+                raise SystemExit(f"coolchic_vs_reference: {path} lacks {err} (another "
+                                 "model)") from None
+        out.append(jax.tree_util.tree_unflatten(treedef, leaves))
+    return out
+
+
+def fit_image(engine: Engine, image: np.ndarray, lmbdas: list[float],
+              out_dir: Path, stem: str, recode_from: Path | None = None) -> list[dict]:
+    """Fit ``image`` at every λ (or, with ``recode_from``, load the fits saved there), write,
+    decode and check the files; one record each."""
+    codec = engine.codec
+    target = codec.prepare_target(image)
+    if recode_from is None:
+        fits, fit_s = fitted_params(engine, target, lmbdas, out_dir, stem)
+    else:
+        fits, fit_s = saved_params(codec, target, lmbdas, recode_from, stem), 0.0
+    records = []
+    for params, lmbda in zip(fits, lmbdas, strict=True):
         result = codec.finalize(params, target, image, lmbda)
         path = out_dir / f"{stem}_l{lmbda:g}.nlc"
         atomic_write_bytes(path, result.data)
@@ -160,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                    default=ROOT / "benchmarks/results/coolchic_vs_reference")
     p.add_argument("--files", type=Path, default=ROOT / "bench_out/coolchic_vs_reference")
     p.add_argument("--summary_only", action="store_true", help="refit nothing")
+    p.add_argument("--recode_from", default="",
+                   help="code the fits saved by this label instead of fitting")
     args = p.parse_args(argv)
 
     try:
@@ -186,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         if not todo:
             continue
         print(f"{args.label}: {image} λ={','.join(f'{lm:g}' for lm in todo)}", flush=True)
-        for rec in fit_image(engine, crop(image, args.box), todo, files, image):
+        recode = args.files / args.recode_from if args.recode_from else None
+        for rec in fit_image(engine, crop(image, args.box), todo, files, image, recode):
             rows.append({"label": args.label, "image": image, "box": args.box,
                          "n_itr": args.n_itr, "preset": args.preset, "overrides": overrides,
                          **rec})
@@ -196,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = summarize(rows, reference)
     timing = {}
-    if images and not args.summary_only:
+    if images and not args.summary_only and not args.recode_from:
         timing = {"ours_step_s": time_train_step(codec, crop(images[0], args.box)).step_s,
                   "image": images[0], "label": args.label,
                   "mac_per_pixel": mac_per_pixel(codec.arch)}
