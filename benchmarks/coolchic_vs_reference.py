@@ -104,7 +104,7 @@ def saved_params(codec: CoolChic, target: np.ndarray, lmbdas: list[float], src_d
                  stem: str) -> list[dict]:
     """The parameters that :func:`fitted_params` saved for ``stem`` at each λ, in ``codec``'s
     pytree structure (raises ``SystemExit`` naming a missing or mismatched file)."""
-    template = jax.eval_shape(codec.init, jax.random.key(0), target.shape)
+    template = jax.eval_shape(lambda key: codec.init(key, target.shape), jax.random.key(0))
     paths, treedef = jax.tree_util.tree_flatten_with_path(template)
     out = []
     for lmbda in lmbdas:
