@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     files = args.files / args.label
     files.mkdir(parents=True, exist_ok=True)
     engine = Engine(codec, options=FitOptions(chunk_steps=100))
+    recode = args.files / args.recode_from if args.recode_from else None
     for image in [] if args.summary_only else images:
         done = {r["lmbda"] for r in rows if r["label"] == args.label and r["image"] == image
                 and r["box"] == args.box and int(r["n_itr"]) == args.n_itr}
@@ -227,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         if not todo:
             continue
         print(f"{args.label}: {image} λ={','.join(f'{lm:g}' for lm in todo)}", flush=True)
-        recode = args.files / args.recode_from if args.recode_from else None
         for rec in fit_image(engine, crop(image, args.box), todo, files, image, recode):
             rows.append({"label": args.label, "image": image, "box": args.box,
                          "n_itr": args.n_itr, "preset": args.preset, "overrides": overrides,

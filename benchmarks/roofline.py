@@ -51,7 +51,7 @@ from nlc_jax.codecs import registry  # noqa: E402
 from nlc_jax.codecs.coolchic.arch import mac_per_pixel  # noqa: E402
 from nlc_jax.configs import coolchic as coolchic_configs  # noqa: E402
 from nlc_jax.fit import Engine  # noqa: E402
-from nlc_jax.fit.throughput import DEVICE_PEAKS, main_phase, recipe_image_steps  # noqa: E402
+from nlc_jax.fit.throughput import DEVICE_PEAKS, phase_index, recipe_image_steps  # noqa: E402
 
 # HLO instructions that launch no kernel of their own.
 FREE_OPS = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast", "copy-start",
@@ -148,7 +148,7 @@ def gpu_lowering(fn, args) -> dict:
 def analyse(codec, shape: tuple[int, int], batch: int) -> dict:
     """Cost analysis of one main-phase step of ``batch`` fits of a ``shape`` target."""
     engine = Engine(codec)
-    main = main_phase(engine)
+    main = phase_index(engine)
     target = jax.ShapeDtypeStruct((batch, *shape, 3), jnp.float32)
     masks = jax.ShapeDtypeStruct((batch, *shape), jnp.float32)
     lmbdas = jax.ShapeDtypeStruct((batch,), jnp.float32)

@@ -2,9 +2,9 @@
 
 What ``benchmarks/fit_throughput.py`` and ``benchmarks/gpu_suite.py`` measure, in one place:
 :func:`time_main_chunk` compiles :class:`~nlc_jax.fit.Engine`'s main-phase chunk for ``B``
-copies of one target, runs one untimed chunk of ``steps`` steps, then times one more and reports
-image-steps/s, images/hour for the codec's full recipe, XLA's memory analysis per fit and the
-compile time. :data:`DEVICE_PEAKS` holds the datasheet peaks the benchmarks compare against.
+copies of one target (or another phase's, e.g. a warm-up with all its candidates), runs one
+untimed chunk of ``steps`` steps, then times one more and reports image-steps/s, images/hour for
+the codec's full recipe, XLA's memory analysis per fit and the compile time (wall and CPU). :data:`DEVICE_PEAKS` holds the datasheet peaks the benchmarks compare against.
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ def is_out_of_memory(error: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
 
 
-def main_phase(engine: Engine) -> int:
-    """Index of the recipe's ``main`` phase (the one that holds most steps)."""
-    return next(i for i, p in enumerate(engine.phases) if p.name == "main")
+def phase_index(engine: Engine, name: str = "main") -> int:
+    """Index of the recipe's phase ``name`` (default ``main``, the one that holds most steps);
+    ``ValueError`` naming the recipe's phases if there is none."""
+    index = next((i for i, p in enumerate(engine.phases) if p.name == name), None)
+    if index is None:
+        raise ValueError(f"no phase {name!r} in the recipe "
+                         f"({', '.join(p.name for p in engine.phases)})")
+    return index
 
 
 def batch_inputs(engine: Engine, target: np.ndarray, batch: int,
@@ -73,28 +78,34 @@ def batch_inputs(engine: Engine, target: np.ndarray, batch: int,
 
 
 def time_main_chunk(codec: OverfittedCodec, image: np.ndarray, batch: int, steps: int,
-                    mesh=None, batch_mode: str = "vmap") -> dict:
-    """Compile and time ``steps`` main-phase steps of ``batch`` fits of ``image`` ``[H, W, 3]``
-    uint8 (one fit per copy, all candidates of the main phase).
+                    mesh=None, batch_mode: str = "vmap", phase: str = "main",
+                    count_ops: bool = False) -> dict:
+    """Compile and time ``steps`` steps of phase ``phase`` (default the main phase) of ``batch``
+    fits of ``image`` ``[H, W, 3]`` uint8 (one fit per copy, all candidates of that phase).
 
-    Returns a JSON-ready dict: ``batch``, ``steps``, ``seconds`` (the timed chunk),
-    ``compile_s``, ``image_steps_per_s`` (``batch × steps / seconds``), ``images_per_hour``
-    (fits of the full recipe per hour at that rate), ``memory_per_fit_mib`` (XLA's arguments +
-    temporaries + outputs − aliased, per fit; ``None`` where the backend gives no analysis).
+    Returns a JSON-ready dict: ``batch``, ``steps``, ``candidates`` (per fit in that phase),
+    ``seconds`` (the timed chunk), ``compile_s``, ``compile_cpu_s`` and ``cpu_seconds`` (this
+    process's CPU time, which another job on the machine does not inflate),
+    ``image_steps_per_s`` (``batch × steps / seconds``), ``images_per_hour`` (fits of the full
+    recipe per hour at that rate), ``memory_per_fit_mib`` (XLA's arguments + temporaries +
+    outputs − aliased, per fit; ``None`` where the backend gives no analysis) and, with
+    ``count_ops``, ``stablehlo_ops`` (operations of the lowered chunk).
 
     Raises:
       jax.errors.JaxRuntimeError: e.g. out of memory (see :func:`is_out_of_memory`).
     """
     engine = Engine(codec, mesh, FitOptions(chunk_steps=steps, batch_mode=batch_mode))
-    main = main_phase(engine)
+    index = phase_index(engine, phase)
     target = np.asarray(codec.prepare_target(image), np.float32)
     targets, masks, lmbdas, seeds = batch_inputs(engine, target, batch)
-    state = engine.init_state(main, targets, masks, lmbdas, seeds)
-    fn = engine._chunk_fn(main, tuple(target.shape))
+    state = engine.init_state(index, targets, masks, lmbdas, seeds)
+    fn = engine._chunk_fn(index, tuple(target.shape))
     args = (targets, masks, lmbdas, jnp.int32(0), jnp.int32(steps))
-    t0 = time.perf_counter()
-    compiled = fn.lower(state, *args).compile()
-    compile_s = time.perf_counter() - t0
+    lowered = fn.lower(state, *args)
+    ops = {"stablehlo_ops": lowered.as_text().count(" = stablehlo.")} if count_ops else {}
+    t0, c0 = time.perf_counter(), time.process_time()
+    compiled = lowered.compile()
+    compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     mem = compiled.memory_analysis()
     mem_bytes = None
     if mem is not None:
@@ -102,12 +113,13 @@ def time_main_chunk(codec: OverfittedCodec, image: np.ndarray, batch: int, steps
                      + mem.output_size_in_bytes - mem.alias_size_in_bytes)
     state = compiled(state, *args)  # warm-up
     jax.block_until_ready(state)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     state = compiled(state, *args)
     jax.block_until_ready(state)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     image_steps = batch * steps / seconds
-    return {"batch": batch, "steps": steps, "seconds": seconds, "compile_s": compile_s,
-            "image_steps_per_s": image_steps,
+    return {"batch": batch, "steps": steps, "candidates": engine.candidates_in_phase(index),
+            "seconds": seconds, "compile_s": compile_s, "compile_cpu_s": compile_cpu_s,
+            "cpu_seconds": cpu_seconds, **ops, "image_steps_per_s": image_steps,
             "images_per_hour": image_steps * 3600.0 / recipe_image_steps(engine),
             "memory_per_fit_mib": None if mem_bytes is None else mem_bytes / batch / 2 ** 20}
