@@ -136,3 +136,32 @@ def test_map_mode_equals_vmap(codec, images, batched):
                     np.array([0.0005, 0.004], np.float32), np.array([11, 12]),
                     options=FitOptions(chunk_steps=10, batch_mode="map"))
     np.testing.assert_allclose(fit.eval_loss, batched.eval_loss, rtol=1e-5)
+
+
+def test_compile_ahead_compiles_each_program_once(images):
+    """The later phases compile on the background thread, the caller never compiles them again,
+    and the fit is the same as without compiling ahead."""
+    import threading
+
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(threading.current_thread().name)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        fits = {}
+        for ahead in (False, True):
+            codec = ToyCodec(steps=40, lr=0.07)
+            targets = np.stack([codec.prepare_target(i) for i in images])
+            compiles.clear()
+            fits[ahead] = fit_batch(codec, targets, np.ones(targets.shape[:3], np.float32),
+                                    np.array([0.0005, 0.004], np.float32), np.array([11, 12]),
+                                    options=FitOptions(chunk_steps=10, compile_ahead=ahead))
+            fits[ahead, "threads"] = list(compiles)
+    finally:
+        jax.monitoring.clear_event_listeners()
+    assert not any(t.startswith("nlc-compile") for t in fits[False, "threads"])
+    assert sum(t.startswith("nlc-compile") for t in fits[True, "threads"]) == 1  # the final phase
+    assert len(fits[True, "threads"]) == len(fits[False, "threads"])
+    np.testing.assert_array_equal(fits[True].eval_loss, fits[False].eval_loss)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nlc_jax import compilation
 from nlc_jax.entropy import param_coding
 
 MakeCost = Callable[[str, dict], Callable[[Any], jax.Array]]
@@ -41,7 +42,7 @@ def _code_length(v: int) -> int:
 def single_objective(objective: Callable[[dict], jax.Array]) -> MakeCost:
     """``make_cost`` from one loss of the whole float pytree (compiled anew per module)."""
     def make(module: str, weights: dict) -> Callable[[Any], jax.Array]:
-        return jax.jit(jax.vmap(lambda sub: objective({**weights, module: sub})))
+        return compilation.jit(jax.vmap(lambda sub: objective({**weights, module: sub})))
     return make
 
 

@@ -5,6 +5,8 @@ fit, so every array of the in-flight :class:`FitState` has leading axes ``[B, K]
 pure ``loss`` is ``vmap``-ed over ``K`` (candidates share the target) and over ``B`` (targets,
 masks, λ); ``B`` is split over a 1-D device mesh with ``jax.shard_map`` (fits never communicate).
 One compiled call runs ``n`` optimisation steps (``lax.fori_loop``) with the state buffers donated.
+While the first phase compiles and runs, the later phases' chunks compile on a background thread
+(``FitOptions.compile_ahead``): on a CPU host, compilation is most of a short fit's time.
 
 Per-fit safety and schedules, all inside the batched state:
 
@@ -22,6 +24,7 @@ Per-fit safety and schedules, all inside the batched state:
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -34,6 +37,7 @@ import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from nlc_jax import compilation
 from nlc_jax.codecs.base import OverfittedCodec
 
 AXIS = "fits"
@@ -66,12 +70,15 @@ class FitOptions:
       max_restarts: re-initialisations allowed per diverging fit.
       batch_mode: ``"vmap"`` (fits in parallel) or ``"map"`` (fits one after another inside
         the same compiled step; for backends where vmapped per-fit convolutions are slow).
+      compile_ahead: compile the later phases' chunks on a background thread while the first
+        phase compiles and runs (the results are the same either way).
     """
 
     chunk_steps: int = 50
     patience: int | None = None
     max_restarts: int = 1
     batch_mode: str = "vmap"
+    compile_ahead: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_steps < 1:
@@ -156,6 +163,8 @@ class Engine:
         if not self.phases:
             raise ValueError(f"codec {codec.name!r} has an empty recipe")
         self._cache: dict[tuple, Callable] = {}
+        self._ahead: dict[tuple, concurrent.futures.Future] = {}  # compiling in the background
+        self._ran: set[tuple] = set()  # chunk programs already run (compiled)
 
     @property
     def n_devices(self) -> int:
@@ -179,7 +188,7 @@ class Engine:
                                in_specs=(P(AXIS),) * n_sharded + (P(),) * n_replicated,
                                out_specs=(P(AXIS),) * n_out if n_out > 1 else P(AXIS),
                                check_vma=False)
-        compiled = jax.jit(fn, donate_argnums=donate)
+        compiled = compilation.jit(fn, donate_argnums=donate)
         self._cache[key] = compiled
         return compiled
 
@@ -267,11 +276,15 @@ class Engine:
             state = jax.lax.fori_loop(0, n, body, state)
             return veval(state, targets, masks, lmbdas, n)
 
-        # Phases the codec declares equivalent (e.g. the two warm-ups) share one compiled chunk.
-        codec, phase = self.codec, self.phases[phase_index]
-        same = codec.phase_key(phase) if hasattr(codec, "phase_key") else phase_index
-        return self._compile(("chunk", same, target_shape), chunk, 4, 2, 1,
-                             donate=(0,))
+        return self._compile(("chunk", self._phase_key(phase_index), target_shape), chunk, 4, 2,
+                             1, donate=(0,))
+
+    def _phase_key(self, phase_index: int) -> Any:
+        """Phases the codec declares equivalent (e.g. the two warm-ups) share one chunk."""
+        codec = self.codec
+        if hasattr(codec, "phase_key"):
+            return codec.phase_key(self.phases[phase_index])
+        return phase_index
 
     def _select_fn(self, keep: int) -> Callable:
         def select(state: FitState) -> FitState:
@@ -305,20 +318,68 @@ class Engine:
                    lmbdas: jax.Array, seeds: jax.Array) -> FitState:
         """Fresh state for phase ``phase_index`` (``[B, K_phase]``), seeded per fit."""
         k = self.candidates_in_phase(phase_index)
-        keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
         return self._init_fn(phase_index, tuple(targets.shape[1:]), k)(
-            keys, targets, masks, lmbdas)
+            _seed_keys(seeds), targets, masks, lmbdas)
 
     def abstract_state(self, phase_index: int, targets, masks, lmbdas, seeds) -> FitState:
-        """Shapes/dtypes of the state at phase ``phase_index`` (for checkpoint restore)."""
-        return jax.eval_shape(functools.partial(self.init_state, phase_index),
-                              targets, masks, lmbdas, seeds)
+        """Shapes/dtypes of the state at phase ``phase_index`` (for checkpoint restore and
+        compiling ahead); the inputs may be arrays or ``jax.ShapeDtypeStruct``."""
+        k = self.candidates_in_phase(phase_index)
+        return self._init_fn(phase_index, tuple(targets.shape[1:]), k).eval_shape(
+            jax.eval_shape(_seed_keys, seeds), targets, masks, lmbdas)
 
     def run_phase_chunk(self, phase_index: int, state: FitState, targets, masks, lmbdas,
                         start: int, n: int) -> FitState:
         """Run steps ``[start, start + n)`` of phase ``phase_index``, then evaluate."""
+        key = self._ahead_key(phase_index, state.best_loss.shape[1], targets)
+        pending = self._ahead.pop(key, None)
+        if pending is not None:
+            pending.exception()  # wait; a failed compile is redone (and reported) here
+        self._ran.add(key)
         return self._chunk_fn(phase_index, tuple(targets.shape[1:]))(
             state, targets, masks, lmbdas, jnp.int32(start), jnp.int32(n))
+
+    def _ahead_key(self, phase_index: int, k: int, targets) -> tuple:
+        """What a chunk's compiled program depends on: its phase key, ``K`` and the inputs'
+        shape."""
+        return self._phase_key(phase_index), k, tuple(targets.shape)
+
+    def compile_ahead(self, current: int, targets, masks, lmbdas, seeds) -> None:
+        """Compile the chunks of the phases after ``current`` on one background thread, in
+        order, for these inputs (``[B, ...]``, on the engine's devices), skipping programs
+        equal to an earlier phase's (e.g. a second warm-up with as many candidates);
+        :meth:`run_phase_chunk` waits for a phase's compile instead of starting its own. XLA
+        compiles without holding the GIL, so this overlaps with the caller compiling and
+        running phase ``current``."""
+        shape = tuple(targets.shape[1:])
+        sharded = (None if self.mesh is None
+                   else jax.sharding.NamedSharding(self.mesh, P(AXIS)))
+
+        def spec(x):
+            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharded)
+        inputs = jax.tree.map(spec, (targets, masks, lmbdas))
+        scalar = jax.ShapeDtypeStruct((), jnp.int32)
+        jobs, seen = [], {self._ahead_key(current, self.candidates_in_phase(current), targets)}
+        for index in range(current + 1, len(self.phases)):
+            key = self._ahead_key(index, self.candidates_in_phase(index), targets)
+            if key in seen or key in self._ahead or key in self._ran:
+                continue
+            seen.add(key)
+            state = jax.tree.map(spec, self.abstract_state(index, targets, masks, lmbdas, seeds))
+            fn = self._chunk_fn(index, shape)
+            jobs.append((key, functools.partial(fn.lower, state, *inputs, scalar, scalar)))
+        if not jobs:
+            return
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nlc-compile")
+        for key, lower in jobs:
+            self._ahead[key] = pool.submit(lambda lower=lower: lower().compile())
+        pool.shutdown(wait=False)
+
+    def cancel_ahead(self) -> None:
+        """Drop the background compiles that have not started (e.g. after a failed fit)."""
+        for pending in self._ahead.values():
+            pending.cancel()
+        self._ahead.clear()
 
     def end_phase(self, phase_index: int, state: FitState) -> FitState:
         """Candidate selection after phase ``phase_index`` and optimizer reset for the next."""
@@ -344,6 +405,11 @@ class Engine:
             return jax.device_put(x)
         sharding = jax.sharding.NamedSharding(self.mesh, P(AXIS))
         return jax.device_put(x, sharding)
+
+
+def _seed_keys(seeds: jax.Array) -> jax.Array:
+    """``[B]`` integer seeds → ``[B, 2]`` raw PRNG keys."""
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
 
 
 def make_mesh(devices: list | None = None) -> Mesh:
@@ -402,7 +468,26 @@ def fit_batch(codec: OverfittedCodec, targets: np.ndarray, masks: np.ndarray,
             phase_index, step_in_phase, state = restored
     if state is None:
         state = engine.init_state(0, targets_d, masks_d, lmbdas_d, seeds_d)
+    if options.compile_ahead:
+        engine.compile_ahead(phase_index, targets_d, masks_d, lmbdas_d, seeds_d)
 
+    try:
+        state = _run_phases(engine, state, phase_index, step_in_phase, targets_d, masks_d,
+                            lmbdas_d, b, options, on_progress, checkpoint)
+    except BaseException:
+        engine.cancel_ahead()
+        raise
+    result = engine.finish(state, targets_d, masks_d, lmbdas_d)
+    if pad:
+        result = _take(result, b)
+    return result
+
+
+def _run_phases(engine: Engine, state: FitState, phase_index: int, step_in_phase: int,
+                targets_d, masks_d, lmbdas_d, b: int, options: FitOptions,
+                on_progress: Callable[[Progress], None] | None,
+                checkpoint: Any | None) -> FitState:
+    """The chunks of :func:`fit_batch` from ``(phase_index, step_in_phase)`` to the end."""
     total = sum(p.steps for p in engine.phases)
     done = sum(p.steps for p in engine.phases[:phase_index]) + step_in_phase
     while phase_index < len(engine.phases):
@@ -424,10 +509,7 @@ def fit_batch(codec: OverfittedCodec, targets: np.ndarray, masks: np.ndarray,
         phase_index, step_in_phase = phase_index + 1, 0
         if checkpoint is not None and phase_index < len(engine.phases):
             checkpoint.maybe_save(state, phase_index, 0)
-    result = engine.finish(state, targets_d, masks_d, lmbdas_d)
-    if pad:
-        result = _take(result, b)
-    return result
+    return state
 
 
 def _take(fit: BatchFit, b: int) -> BatchFit:

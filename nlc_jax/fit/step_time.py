@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nlc_jax import compilation
 from nlc_jax.codecs.base import OverfittedCodec, Phase
 
 
@@ -44,7 +45,7 @@ def time_train_step(codec: OverfittedCodec, image: np.ndarray, lmbda: float = 1e
         return optax.apply_updates(params, updates), state, loss
 
     t0 = time.perf_counter()
-    compiled = jax.jit(step).lower(params, state, 0).compile()
+    compiled = compilation.jit(step).lower(params, state, 0).compile()
     compile_s = time.perf_counter() - t0
     params, state, loss = compiled(params, state, 0)
     jax.block_until_ready(loss)

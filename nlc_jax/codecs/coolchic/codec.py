@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nlc_jax import compilation
 from nlc_jax.bitstream.byteio import ByteReader, ByteWriter
 from nlc_jax.bitstream.container import (
     Container,
@@ -250,7 +251,7 @@ class CoolChic(recipe.RecipeMixin):
         z = tuple(g / gain for g in coded)
         fixed = ({"latents": z[:n], **({"hyper": z[n:]} if arch.n_hyper else {})},
                  jnp.asarray(target), jnp.ones((h, w), jnp.float32), jnp.float32(lmbda))
-        eval_fn = self._jitted("eval", lambda: jax.jit(
+        eval_fn = self._jitted("eval", lambda: compilation.jit(
             lambda nt, zs, x, m, lm: self.eval_loss({**zs, **nt}, x, m, lm)[0]))
         n_pixels = h * w * self.pixels_per_position
         exps, _ = param_coding.search_steps(nets, lambda nt: float(eval_fn(nt, *fixed)), lmbda,
@@ -288,7 +289,7 @@ class CoolChic(recipe.RecipeMixin):
         if module == "synthesis":
             def distortion(syn, feats, target, mask):
                 return self._distortion(synthesize(feats, syn, arch, jnp), target, mask)
-            fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
+            fn = self._jitted(("rdoq", module, arch), lambda: compilation.jit(
                 jax.vmap(distortion, in_axes=(0, None, None, None))))
             feats = upsample(coded[:arch.n_levels], weights["upsampling"], jnp,
                              edge=arch.edge_padding)
@@ -296,7 +297,7 @@ class CoolChic(recipe.RecipeMixin):
         if module == "arm":
             def rate(arm, ctx, values, scale):
                 return scale * latent_bits(ctx, values, arm, arch)
-            fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
+            fn = self._jitted(("rdoq", module, arch), lambda: compilation.jit(
                 jax.vmap(rate, in_axes=(0, None, None, None))))
             ctx = float_contexts(coded, weights, arch, self.offsets)
             values = jnp.concatenate([z.reshape(-1) for z in coded])
@@ -305,7 +306,7 @@ class CoolChic(recipe.RecipeMixin):
 
         def loss(sub, weights, latents, target, mask, lmbda):
             return self.eval_loss({**latents, **weights, module: sub}, target, mask, lmbda)[0]
-        fn = self._jitted(("rdoq", module, arch), lambda: jax.jit(
+        fn = self._jitted(("rdoq", module, arch), lambda: compilation.jit(
             jax.vmap(loss, in_axes=(0, None, None, None, None, None))))
         return lambda stacked: fn(stacked, weights, latents, target, mask, lmbda)
 
