@@ -165,3 +165,25 @@ def test_compile_ahead_compiles_each_program_once(images):
     assert sum(t.startswith("nlc-compile") for t in fits[True, "threads"]) == 1  # the final phase
     assert len(fits[True, "threads"]) == len(fits[False, "threads"])
     np.testing.assert_array_equal(fits[True].eval_loss, fits[False].eval_loss)
+
+
+def test_parallel_coding_equals_sequential(codec, images, batched, monkeypatch):
+    """code_batch's finalize runs one thread per core: same files, in order, errors raised."""
+    from nlc_jax.fit import coding
+
+    monkeypatch.setattr(coding.os, "cpu_count", lambda: 2)
+    jobs = {i: (jax.tree.map(lambda x, i=i: np.asarray(x[i]), batched.params),
+                codec.prepare_target(images[i]), images[i], lm)
+            for i, lm in ((1, 0.004), (0, 0.0005))}
+    results = coding._finalize_all(codec, jobs)
+    assert list(results) == [1, 0]
+    for i, (params, target, image, lm) in jobs.items():
+        assert results[i].data == codec.finalize(params, target, image, lm).data
+
+    class Failing(ToyCodec):
+        def finalize(self, params, target, image, lmbda):
+            if lmbda < 0.001:
+                raise ValueError("cannot code this fit")
+            return super().finalize(params, target, image, lmbda)
+    with pytest.raises(ValueError, match="cannot code this fit"):
+        coding._finalize_all(Failing(steps=40), jobs)

@@ -8,7 +8,9 @@ decoder candidate of the codec, keeping per fit the file of lowest ``MSE + λ·b
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -125,6 +127,7 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
                         on_progress=None if on_candidate is None else on_candidate(codec, engine),
                         checkpoint=checkpoint)
         label = candidate_label(codec)
+        jobs = {}
         for i, (image, target, lmbda) in enumerate(zip(images, targets, lmbdas, strict=True)):
             if not wanted[i]:
                 continue
@@ -133,8 +136,10 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
                              f"{int(fit.restarts[i])} restarts)")
                 continue
             params = jax.tree.map(lambda x, i=i: np.asarray(x[i]), fit.params)
-            result = code_as_gray(codec.finalize(params, target, image, float(lmbda)), image)
-            cost = rd_cost(result.data, result.reconstruction, image, float(lmbda))
+            jobs[i] = (params, target, image, float(lmbda))
+        for i, result in _finalize_all(codec, jobs).items():
+            params, image, lmbda = jobs[i][0], images[i], float(lmbdas[i])
+            cost = rd_cost(result.data, result.reconstruction, image, lmbda)
             if best[i] is None or cost < min(costs[i].values()):
                 best[i] = CodedFit(result, params, float(fit.eval_loss[i]), costs[i])
             costs[i][label] = cost
@@ -142,3 +147,20 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
             checkpoint.clear()
     return [b if b is not None else CodedFit(None, None, float("nan"), costs[i], errors[i])
             for i, b in enumerate(best)]
+
+
+def _finalize_all(codec: OverfittedCodec,
+                  jobs: dict[int, tuple[Params, np.ndarray, np.ndarray, float]]
+                  ) -> dict[int, EncodeResult]:
+    """``codec.finalize`` of every ``(params, target, image, λ)`` job, on one thread per CPU
+    core (a finalize is a long run of small jitted evaluations, weight RDOQ's, which release
+    the GIL while XLA computes), results in job order; the first error is raised."""
+    def one(job):
+        params, target, image, lmbda = job
+        return code_as_gray(codec.finalize(params, target, image, lmbda), image)
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1:
+        return {i: one(job) for i, job in jobs.items()}
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="nlc-code") as pool:
+        futures = {i: pool.submit(one, job) for i, job in jobs.items()}
+        return {i: future.result() for i, future in futures.items()}

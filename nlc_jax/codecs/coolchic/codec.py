@@ -20,6 +20,8 @@ change a pixel by ±1 where a float32 value falls within rounding error of a .5 
 
 from __future__ import annotations
 
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -274,11 +276,13 @@ class CoolChic(recipe.RecipeMixin):
 
     def _jitted(self, key, make):
         """A compiled helper of ``code_fit``, made once per codec (jit then caches it per input
-        shape), so a dataset's files do not each recompile it."""
+        shape), so a dataset's files do not each recompile it (thread-safe: the pipeline
+        codes the fits of a batch in parallel)."""
         cache = self.__dict__.setdefault("_jit_cache", {})
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
+        with self.__dict__.setdefault("_jit_lock", threading.Lock()):
+            if key not in cache:
+                cache[key] = make()
+            return cache[key]
 
     def _rdoq_cost(self, module: str, weights: dict, coded: list, fixed: tuple, arch: Arch):
         """Batched loss of one module's float weights (the others at ``weights``) for weight
