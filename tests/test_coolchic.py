@@ -419,25 +419,56 @@ def test_older_header_versions_are_refused_clearly(old_version):
         registry.decode_bytes(old)
 
 
-@pytest.mark.parametrize("edge", [False, True])
-def test_version_4_files_still_decode(edge):
-    """Version 5 added only the edge-padding flag: a version-4 header (which never sets it)
-    decodes as before, and a version-4 header claiming it is refused."""
+@pytest.mark.parametrize("version,edge", [(4, False), (4, True), (5, False), (5, True)])
+def test_version_4_and_5_files_still_decode(version, edge):
+    """Version 6 changed only the weights' coding (range coded instead of Exp-Golomb) and 5 only
+    added the edge-padding flag: files written as versions 5 and 4 (which never sets the flag)
+    decode as before, and a version-4 header claiming edge padding is refused."""
     config = get_config("fast")
     config.model.edge_padding = edge
+    config.model.weight_coding = "exp-golomb"  # writes version 5
     codec = CoolChic(config)
     image = smooth_image(9, 11, seed=3)
     result = codec.finalize(random_params(codec, 9, 11, seed=7), codec.prepare_target(image),
                             image, 1e-3)
     c = read_container(result.data)
-    sections = [(s.type, bytes([4]) + s.payload[1:]
+    assert c.section(SectionType.HEADER)[0] == 5
+    sections = [(s.type, bytes([version]) + s.payload[1:]
                  if s.type == SectionType.HEADER else s.payload) for s in c.sections]
     old = write_container("coolchic", c.height, c.width, c.channels, c.bit_depth, sections)
-    if edge:
+    if edge and version == 4:
         with pytest.raises(BitstreamError, match="invalid flags"):
             registry.decode_bytes(old)
     else:
         np.testing.assert_array_equal(registry.decode_bytes(old), result.reconstruction)
+
+
+@pytest.mark.parametrize("size", [(24, 20), (64, 48)])
+def test_weight_coding_auto_keeps_the_cheaper_scheme(size):
+    """Version 6 (``model.weight_coding = "range"``: steps per layer, range coding) and version
+    5 (steps per module, Exp-Golomb) files of the same fit both decode to their reconstruction;
+    ``auto`` (the default) writes the same file as the one of lower cost (MSE + λ·bpp; on tiny
+    images the per-layer header bytes may not pay). A wrong value is refused in one line."""
+    from nlc_jax.fit.coding import rd_cost
+
+    image = smooth_image(*size, seed=4)
+    costs, versions = {}, {}
+    for coding in ("exp-golomb", "range", "auto"):
+        config = get_config("fast")
+        config.model.weight_coding = coding
+        codec = CoolChic(config)
+        params = random_params(codec, *size, seed=8, scale=0.05)
+        result = codec.finalize(params, codec.prepare_target(image), image, 1e-2)
+        versions[coding] = read_container(result.data).section(SectionType.HEADER)[0]
+        np.testing.assert_array_equal(registry.decode_bytes(result.data), result.reconstruction)
+        costs[coding] = rd_cost(result.data, result.reconstruction, image, 1e-2)
+    assert versions["exp-golomb"] == 5 and versions["range"] == 6
+    cheaper = min(("exp-golomb", "range"), key=costs.get)
+    assert versions["auto"] == versions[cheaper] and costs["auto"] == costs[cheaper], costs
+    config = get_config("fast")
+    config.model.weight_coding = "huffman"
+    with pytest.raises(ValueError, match="model.weight_coding must be auto"):
+        CoolChic(config)
 
 
 def test_step_search_keeps_small_biases():

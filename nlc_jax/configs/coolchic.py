@@ -12,7 +12,8 @@ Presets:
 overridden on the command line, e.g. ``--config.lmbda=0.004 --config.recipe.n_itr=2000``; the
 pre-5.0 design is ``--config.model.n_hyper=0 --config.model.ifce_levels=0
 --config.model.arm_stabiliser=False --config.model.synthesis_stabiliser=False
---config.recipe.optimizer=adam --config.model.edge_padding=False`` (see ``docs/coolchic.md``
+--config.recipe.optimizer=adam --config.model.edge_padding=False
+--config.model.weight_coding=exp-golomb`` (see ``docs/coolchic.md``
 for what each part buys).
 """
 
@@ -66,6 +67,10 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     c.model.synthesis_stabiliser = True  # parallel 1×1 linear branch in the synthesis
     c.model.edge_padding = True        # upsampling and 3×3 layers replicate edges (Cool-chic)
     c.model.encoder_gain = 0.0         # latent = round(gain · parameter); 0: 16, 20 or 24 by λ
+    # network weights: "range" (steps per layer, range coded; header version 6), "exp-golomb"
+    # (steps per module, Exp-Golomb codes as Cool-chic; version 5) or "auto" (per file, the one
+    # of lower cost after the step search)
+    c.model.weight_coding = "auto"
 
     c.recipe = recipe_block(n_itr, warmup, final, candidates)
     c.recipe.final_schedule = "cosine"   # final_lr cosine-decayed to min_lr

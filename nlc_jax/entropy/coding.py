@@ -281,13 +281,16 @@ class ConditionalEncoder:
         self._coder = constriction.stream.queue.RangeEncoder()
 
     def encode(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray | None = None, *,
-               scale_index: np.ndarray | None = None) -> None:
+               scale_index: np.ndarray | None = None, family: str | None = None) -> None:
         """Encode integer ``symbols [...]`` under the family with per-symbol ``loc``/``scale``.
 
         ``loc`` and ``scale`` (float, broadcastable to ``symbols.shape``) are snapped here; or,
         instead of ``scale``, ``scale_index``: integer indices into :data:`SCALE_TABLE` (what an
-        integer entropy model computes; skips the snapping of float scales).
+        integer entropy model computes; skips the snapping of float scales). ``family`` overrides
+        the encoder's for this call (the decoder's call must name the same).
         """
+        if family is not None:
+            _check_family(family)
         symbols = np.asarray(symbols)
         if symbols.size == 0:
             return
@@ -295,7 +298,8 @@ class ConditionalEncoder:
         residual = symbols.reshape(-1).astype(np.int64) - plan.shift
         clipped = np.clip(residual, -plan.bound, plan.bound)
         for bound, idx in plan.slices():
-            self._coder.encode(clipped[idx].astype(np.int32), _quantized_family(self.family, bound),
+            self._coder.encode(clipped[idx].astype(np.int32),
+                               _quantized_family(family or self.family, bound),
                                plan.mean[idx], plan.scale[idx])
         edge = np.abs(clipped) == plan.bound
         self._encode_escapes(np.abs(residual[edge]) - plan.bound[edge])
@@ -399,9 +403,11 @@ class ConditionalDecoder:
             raise BitstreamError(f"corrupt range-coded payload: {err}") from None
 
     def decode(self, loc: np.ndarray, scale: np.ndarray | None = None, *,
-               scale_index: np.ndarray | None = None) -> np.ndarray:
+               scale_index: np.ndarray | None = None, family: str | None = None) -> np.ndarray:
         """Decode ``loc.shape`` symbols with per-symbol ``loc`` and ``scale`` (or ``scale_index``,
-        as in :meth:`ConditionalEncoder.encode`); returns int32 ``[...]``."""
+        and ``family``, as in :meth:`ConditionalEncoder.encode`); returns int32 ``[...]``."""
+        if family is not None:
+            _check_family(family)
         shape = np.broadcast_shapes(np.shape(loc), np.shape(scale if scale_index is None
                                                             else scale_index))
         plan = _Plan(loc, scale, shape, scale_index)
@@ -409,7 +415,7 @@ class ConditionalDecoder:
             return np.zeros(shape, np.int32)
         residual = np.empty(plan.mean.shape, np.int64)
         for bound, idx in plan.slices():
-            residual[idx] = self._call(_quantized_family(self.family, bound),
+            residual[idx] = self._call(_quantized_family(family or self.family, bound),
                                        plan.mean[idx], plan.scale[idx])
         edge = np.flatnonzero(np.abs(residual) == plan.bound)
         if edge.size:
@@ -489,17 +495,18 @@ def _to_int32(values: np.ndarray) -> np.ndarray:
     return values.astype(np.int32)
 
 
-def exact_bits(symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray,
-               family: str = "laplace") -> float:
-    """Bits :meth:`ConditionalEncoder.encode` spends on ``symbols [...]`` (before word padding).
+def symbol_bits(symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray,
+                family: str = "laplace") -> np.ndarray:
+    """Bits :meth:`ConditionalEncoder.encode` spends on each of ``symbols [...]``: float64
+    ``[N]`` (flattened), escape codes included in the edge symbols' bits.
 
     Uses the same snapped parameters, supports, tail-carrying edge bins, the coder's 24-bit
-    probability floor and escape codes; the finished stream is this plus at most ~64 bits.
+    probability floor and escape codes.
     """
     _check_family(family)
     symbols = np.asarray(symbols)
     if symbols.size == 0:
-        return 0.0
+        return np.zeros(0)
     plan = _Plan(loc, scale, symbols.shape)
     residual = symbols.reshape(-1).astype(np.int64) - plan.shift
     clipped = np.clip(residual, -plan.bound, plan.bound)
@@ -507,9 +514,19 @@ def exact_bits(symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray,
     hi = np.where(clipped == plan.bound, np.inf, clipped + 0.5)
     mass = numpy_bin_mass(family, lo, hi, plan.mean, plan.scale)
     total = 2.0 ** _CODER_PRECISION
-    quantized = (mass * (total - (2 * plan.bound + 1)) + 1.0) / total
-    edge = np.abs(clipped) == plan.bound
-    return float(-np.log2(quantized).sum()) + _escape_bits(np.abs(residual[edge]) - plan.bound[edge])
+    out = -np.log2((mass * (total - (2 * plan.bound + 1)) + 1.0) / total)
+    edge = np.flatnonzero(np.abs(clipped) == plan.bound)
+    excess = np.abs(residual[edge]) - plan.bound[edge]
+    out[edge] += math.log2(_ESCAPE_LENGTHS) + np.maximum(
+        np.frexp(excess.astype(np.float64))[1] - 1, 0)
+    return out
+
+
+def exact_bits(symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray,
+               family: str = "laplace") -> float:
+    """Bits :meth:`ConditionalEncoder.encode` spends on ``symbols [...]`` (before word padding):
+    the sum of :func:`symbol_bits`; the finished stream is this plus at most ~64 bits."""
+    return float(symbol_bits(symbols, loc, scale, family).sum())
 
 
 def categorical_exact_bits(symbols: np.ndarray, probs: np.ndarray) -> float:

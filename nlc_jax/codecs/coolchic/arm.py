@@ -52,10 +52,16 @@ def arm_float(ctx: jax.Array, arm: dict, n_hidden: int) -> tuple[jax.Array, jax.
     return out[..., 0], jnp.exp2(log2_scale)
 
 
+def layer_steps(exps: dict, name: str) -> dict:
+    """Layer ``name``'s steps ``{"weight": kw, "bias": kb}`` from ``exps``: either those steps,
+    shared by every layer, or one such dict per layer name."""
+    return exps[name] if name in exps else exps
+
+
 def int_layer_weights(q: dict, exps: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Integer layer ``{"w": [n, m], "b": [m]}`` with steps ``2^-k`` → the float64 pair
-    ``(qw · 2^-kw, floor(qb · 2^(ACT_BITS+kw-kb)) · 2^-kw)`` that :func:`int_layer` applies
-    exactly (see :class:`IntArm`)."""
+    """Integer layer ``{"w": [n, m], "b": [m]}`` with steps ``2^-k`` (``exps = {"weight": kw,
+    "bias": kb}``) → the float64 pair ``(qw · 2^-kw, floor(qb · 2^(ACT_BITS+kw-kb)) · 2^-kw)``
+    that :func:`int_layer` applies exactly (see :class:`IntArm`)."""
     kw, kb = exps["weight"], exps["bias"]
     w = np.asarray(q["w"], np.float64) * 2.0 ** -kw
     b = np.floor(np.asarray(q["b"], np.float64) * 2.0 ** (ACT_BITS + kw - kb))
@@ -76,7 +82,7 @@ class IntArm:
     def __init__(self, qarm: dict, exps: dict, n_hidden: int):
         names = [f"h{i}" for i in range(n_hidden)] + ["out"] + (["stab"] if "stab" in qarm else [])
         self.n_hidden = n_hidden
-        self.layers = [int_layer_weights(qarm[name], exps) for name in names]
+        self.layers = [int_layer_weights(qarm[name], layer_steps(exps, name)) for name in names]
         self._tiled: list[np.ndarray] | None = None
 
     def __call__(self, ctx: np.ndarray, scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +163,8 @@ def arm_int(ctx: np.ndarray, qarm: dict, exps: dict, n_hidden: int
     Args:
       ctx: ``[m, n]`` integer latents (any integer or float64 dtype holding integers).
       qarm: the ARM's integer weights (``{"h0": {"w", "b"}, …, "out": {"w", "b"}}``).
-      exps: step exponents ``{"weight": kw, "bias": kb}`` (step = 2^-k).
+      exps: step exponents ``{"weight": kw, "bias": kb}`` (step = 2^-k), or one such dict per
+        layer name (``h0``, …, ``out``, ``stab``).
       n_hidden: number of hidden layers.
 
     Returns:

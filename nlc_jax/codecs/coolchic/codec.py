@@ -8,7 +8,8 @@ in every grid, so they cost no bits, add no distortion and leave the valid regio
 decoder computes it at the true size.
 
 File (``.nlc`` container, codec ``coolchic``): ``HEADER`` (architecture), ``NETWORKS``
-(``param_coding``: per-group power-of-two steps, Exp-Golomb codes, refined by weight RDOQ),
+(``param_coding``: per-group power-of-two steps, range coded under per-layer models, refined by
+weight RDOQ),
 ``LATENTS`` (range coded with the integer ARM and IFCE, in passes, wavefront order).
 
 Exactness: the latents and every network integer decode bit-exactly on any machine (integer
@@ -55,11 +56,19 @@ from nlc_jax.entropy.quantization import quantize
 from nlc_jax.metrics.psnr import psnr
 
 NETWORKS = ("arm", "ifce", "upsampling", "synthesis")  # "ifce" only with inter-feature contexts
-# 5: edge padding (flag bit 2); 4: hyper-latents, IFCE, stabilisers, ARM relu(x + Wx + b) and
-# log2-scale shift (read by this decoder too: its files never set bit 2);
+# 6: range-coded network weights (param_coding.RANGE); 5: edge padding (flag bit 2);
+# 4: hyper-latents, IFCE, stabilisers, ARM relu(x + Wx + b) and log2-scale shift (4 and 5 are
+# read by this decoder too: their weights are Exp-Golomb codes, and 4 never sets bit 2);
 # 3: latents in 64×64 tiles (latent_coding.TILE); 2: 32×32 tiles; 1: 64-row stripes
-HEADER_VERSION = 5
-_READABLE_VERSIONS = (4, 5)
+HEADER_VERSION = 6
+_READABLE_VERSIONS = (4, 5, 6)
+# the version written for each ``model.weight_coding`` (Exp-Golomb: Cool-chic's, for ablations)
+_WRITTEN_VERSION = {param_coding.RANGE: HEADER_VERSION, param_coding.EXP_GOLOMB: 5}
+
+
+def weight_scheme(version: int) -> str:
+    """The ``param_coding`` scheme of the ``NETWORKS`` section of a header version."""
+    return param_coding.RANGE if version >= 6 else param_coding.EXP_GOLOMB
 
 
 def encoder_gain(lmbda, fixed: float = 0.0):
@@ -96,8 +105,8 @@ def reconstruct(latents: list[np.ndarray], nets: dict, arch: Arch) -> np.ndarray
     return to_uint8(synthesize_numpy(latents, nets, arch))
 
 
-def _write_header(arch: Arch) -> bytes:
-    w = ByteWriter().fixed("u8", HEADER_VERSION)
+def _write_header(arch: Arch, version: int = HEADER_VERSION) -> bytes:
+    w = ByteWriter().fixed("u8", version)
     w.uvarint(arch.n_levels).uvarint(arch.arm_context).uvarint(arch.arm_hidden_layers)
     w.uvarint(arch.n_hyper).uvarint(arch.hyper_start)
     w.uvarint(arch.ifce_levels).uvarint(arch.ifce_features)
@@ -107,12 +116,13 @@ def _write_header(arch: Arch) -> bytes:
     return w.getvalue()
 
 
-def _read_header(data: bytes, out_channels: int = 3) -> Arch:
+def _read_header(data: bytes, out_channels: int = 3) -> tuple[Arch, int]:
+    """``HEADER`` bytes → (architecture, header version)."""
     r = ByteReader(data, "coolchic header")
     version = r.fixed("u8")
     if version not in _READABLE_VERSIONS:
         raise BitstreamError(f"coolchic header version {version} is not supported (this decoder "
-                             f"reads versions 4 and {HEADER_VERSION}; versions 1 to 3 came before "
+                             f"reads versions 4 to {HEADER_VERSION}; versions 1 to 3 came before "
                              "the hyper-latents and IFCE: re-encode them)")
     n_levels, ctx, hidden = r.uvarint(64), r.uvarint(64), r.uvarint(64)
     n_hyper, hyper_start = r.uvarint(64), r.uvarint(64)
@@ -130,7 +140,7 @@ def _read_header(data: bytes, out_channels: int = 3) -> Arch:
         raise BitstreamError(f"coolchic header: {err}") from None
     if n_hyper and not hyper_start:
         raise BitstreamError("coolchic header: hyper-latent level missing")
-    return arch
+    return arch, version
 
 
 class CoolChic(recipe.RecipeMixin):
@@ -147,6 +157,10 @@ class CoolChic(recipe.RecipeMixin):
         if config is not None:
             self.arch = Arch.from_config(config.model)
             self.offsets = causal_offsets(self.arch.arm_context)
+            self.weight_coding = str(config.model.get("weight_coding", "auto"))
+            if self.weight_coding not in ("auto", *_WRITTEN_VERSION):
+                raise ValueError(f"model.weight_coding must be auto, "
+                                 f"{', '.join(_WRITTEN_VERSION)}; got {self.weight_coding!r}")
 
     def arch_candidates(self) -> list[CoolChic]:
         """The codecs to fit for every image: this one, or with ``config.arch_candidates``
@@ -256,20 +270,26 @@ class CoolChic(recipe.RecipeMixin):
         eval_fn = self._jitted("eval", lambda: compilation.jit(
             lambda nt, zs, x, m, lm: self.eval_loss({**zs, **nt}, x, m, lm)[0]))
         n_pixels = h * w * self.pixels_per_position
-        exps, _ = param_coding.search_steps(nets, lambda nt: float(eval_fn(nt, *fixed)), lmbda,
-                                            n_pixels)
+        # "auto": both schemes' step searches, the one of lower cost goes on (per-layer steps
+        # and models pay 2 header bytes a layer, more than they save on tiny images)
+        schemes = param_coding.SCHEMES if self.weight_coding == "auto" else (self.weight_coding,)
+        searched = {scheme: param_coding.search_steps(
+            nets, lambda nt: float(eval_fn(nt, *fixed)), lmbda, n_pixels, scheme=scheme)
+            for scheme in schemes}
+        scheme = min(searched, key=lambda name: searched[name][1])
+        exps = searched[scheme][0]
         qnets = param_coding.quantize(nets, exps)
         if int(self.config.recipe.get("rdoq_passes", 0)):
             def make_cost(module, weights):
                 return self._rdoq_cost(module, weights, coded, fixed, arch)
             qnets = weight_rdoq.refine(qnets, exps, make_cost, lmbda, n_pixels,
-                                       int(self.config.recipe.rdoq_passes))
+                                       int(self.config.recipe.rdoq_passes), scheme=scheme)
         deq = param_coding.dequantize(qnets, exps)
 
         arm, features = _int_model(qnets, exps, arch, shapes)
         latent_bytes = encode_latents(grids, self.offsets, arm, arch.passes(), features)
-        param_bytes = param_coding.encode_params(qnets, exps)
-        sections = [(SectionType.HEADER, _write_header(arch)),
+        param_bytes = param_coding.encode_params(qnets, exps, scheme)
+        sections = [(SectionType.HEADER, _write_header(arch, _WRITTEN_VERSION[scheme])),
                     (SectionType.NETWORKS, param_bytes),
                     (SectionType.LATENTS, latent_bytes)]
         return sections, grids, deq, arch
@@ -336,11 +356,21 @@ class CoolChic(recipe.RecipeMixin):
 
 def _int_model(qnets: dict, exps: dict, arch: Arch,
                shapes: list[tuple[int, int]]) -> tuple[IntArm, IntFeatures]:
-    """The integer ARM and IFCE of quantized networks (what encoder and decoder both run)."""
-    def of(name):
-        return {"weight": exps[f"{name}/weight"], "bias": exps[f"{name}/bias"]}
-    arm = IntArm(qnets["arm"], of("arm"), arch.arm_hidden_layers)
-    ifce = IntFeatures(arch, qnets.get("ifce"), of("ifce") if arch.ifce_levels else None, shapes)
+    """The integer ARM and IFCE of quantized networks (what encoder and decoder both run);
+    ``exps`` names steps per layer or per module (``param_coding.step_of``).
+
+    Raises:
+      BitstreamError: a step of the entropy model's layers is missing.
+    """
+    def of(module):
+        return {layer: {kind: param_coding.step_of(exps, module, layer, kind)
+                        for kind in ("weight", "bias")} for layer in qnets[module]}
+    try:
+        arm = IntArm(qnets["arm"], of("arm"), arch.arm_hidden_layers)
+        ifce = IntFeatures(arch, qnets.get("ifce"), of("ifce") if arch.ifce_levels else None,
+                           shapes)
+    except KeyError:
+        raise BitstreamError("coolchic file: entropy model weights missing") from None
     return arm, ifce
 
 
@@ -352,13 +382,10 @@ def decode_fit(c: Container, height: int, width: int,
     Raises:
       BitstreamError: malformed or inconsistent sections.
     """
-    arch = _read_header(c.section(SectionType.HEADER), out_channels)
+    arch, version = _read_header(c.section(SectionType.HEADER), out_channels)
     qnets, exps = param_coding.decode_params(c.section(SectionType.NETWORKS),
-                                             zeros_template(init_networks, arch))
-    needed = {f"{m}/{k}" for m in ("arm", "ifce")[:1 + bool(arch.ifce_levels)]
-              for k in ("weight", "bias")}
-    if needed - set(exps):
-        raise BitstreamError("coolchic file: entropy model weights missing")
+                                             zeros_template(init_networks, arch),
+                                             weight_scheme(version))
     shapes = [level_shape(height, width, level) for level in arch.grid_levels()]
     arm, features = _int_model(qnets, exps, arch, shapes)
     grids = decode_latents(c.section(SectionType.LATENTS), shapes,

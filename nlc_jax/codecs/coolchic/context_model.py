@@ -20,7 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from nlc_jax.codecs.coolchic.arch import Arch
-from nlc_jax.codecs.coolchic.arm import input_activations, int_layer, int_layer_weights
+from nlc_jax.codecs.coolchic.arm import (
+    input_activations,
+    int_layer,
+    int_layer_weights,
+    layer_steps,
+)
 from nlc_jax.codecs.coolchic.latent_coding import tile_context_mask
 from nlc_jax.entropy.context import extract_context
 
@@ -63,14 +68,15 @@ def float_contexts(grids: list, nets: dict, arch: Arch, offsets: np.ndarray) -> 
 
 class IntFeatures:
     """The integer IFCE as ``latent_coding.Features``: exact integer activations on any
-    machine (``qifce`` integer weights with steps ``2^-k``, ``exps = {"weight", "bias"}``;
+    machine (``qifce`` integer weights with steps ``2^-k``, ``exps = {"weight", "bias"}`` or
+    one such dict per layer, see ``arm.layer_steps``;
     ``shapes``: every grid's ``(h, w)``)."""
 
     def __init__(self, arch: Arch, qifce: dict | None, exps: dict | None,
                  shapes: list[tuple[int, int]]):
         self.arch, self.shapes = arch, [tuple(s) for s in shapes]
-        self.layers = ({i: int_layer_weights(qifce[f"l{i}"], exps) for i in range(arch.ifce_levels)}
-                       if arch.ifce_levels else {})
+        self.layers = ({i: int_layer_weights(qifce[f"l{i}"], layer_steps(exps, f"l{i}"))
+                        for i in range(arch.ifce_levels)} if arch.ifce_levels else {})
 
     def __call__(self, pass_index: int, grids: list) -> list[np.ndarray] | None:
         arch = self.arch
