@@ -7,8 +7,8 @@ let integer decoders use shifts), chosen by :func:`search_steps`, which minimise
 
 * ``"range"`` (:data:`RANGE`, the default): one group per layer and kind (``"arm/h0/weight"``,
   ``"synthesis/l1/bias"``, ``"upsampling/up/weight"``, …), so each layer gets the step it needs
-  (12–15 % fewer weight bits than steps per module at equal loss on COOL-CHIC ``hop`` fits at
-  λ = 4e-3 … 2e-2). Values are range coded (``nlc_jax.entropy.coding``:
+  (on a COOL-CHIC ``hop`` fit of a 256×256 crop at λ = 4e-3 … 2e-2: 11–15 % fewer weight bits
+  than steps per module, and a lower loss). Values are range coded (``nlc_jax.entropy.coding``:
   snapped tables, so decoding is exact on every machine) under zero-mean discretized Laplace or
   Gaussian, one *model* per group that codes it in the fewest bits, named by a byte
   ``m + 128 · gaussian`` (scale ``SCALE_TABLE[MODEL_STEP · m]``, :data:`MODEL_STEP` entries per
