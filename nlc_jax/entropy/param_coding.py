@@ -156,10 +156,15 @@ def best_model(q: np.ndarray) -> tuple[int, float]:
     return best
 
 
+def _model_params(model: int) -> tuple[str, int]:
+    """A model byte's (family, :data:`SCALE_TABLE` index)."""
+    return FAMILIES[model >> 7], MODEL_STEP * (model & 127)
+
+
 def model_bits(q: np.ndarray, model: int) -> np.ndarray:
     """Bits of each value of ``q [...]`` under the model byte ``model``: float64 ``[N]``."""
-    family, m = FAMILIES[model >> 7], model & 127
-    return symbol_bits(np.asarray(q, np.int64).ravel(), 0.0, SCALE_TABLE[MODEL_STEP * m], family)
+    family, index = _model_params(model)
+    return symbol_bits(np.asarray(q, np.int64).ravel(), 0.0, SCALE_TABLE[index], family)
 
 
 def group_bits(qtree: Any, scheme: str = RANGE) -> dict[str, int]:
@@ -190,8 +195,8 @@ def encode_params(qtree: Any, exps: dict[str, int], scheme: str = RANGE) -> byte
             q = np.concatenate(leaves)
             model, _ = best_model(q)
             header += bytes([exps[g], model])
-            encoder.encode(q, 0.0, scale_index=MODEL_STEP * (model & 127),
-                           family=FAMILIES[model >> 7])
+            family, index = _model_params(model)
+            encoder.encode(q, 0.0, scale_index=index, family=family)
         return bytes(header) + encoder.finish()
     header, bits = bytearray(), []
     for g in values:
@@ -228,9 +233,9 @@ def decode_params(data: bytes, template: Any, scheme: str = RANGE) -> tuple[Any,
         decoder = ConditionalDecoder(data[2 * len(names):])
         for g in names:
             shapes = leaves_by_group[g]
+            family, index = _model_params(models[g])
             v = decoder.decode(np.zeros(sum(int(np.prod(s)) for _, s in shapes)),
-                               scale_index=MODEL_STEP * (models[g] & 127),
-                               family=FAMILIES[models[g] >> 7]).astype(np.int64)
+                               scale_index=index, family=family).astype(np.int64)
             _scatter(v, shapes, result)
         return jax.tree_util.tree_unflatten(treedef, result), exps
 
