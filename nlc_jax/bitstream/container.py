@@ -44,7 +44,7 @@ CODEC_IDS: dict[str, int] = {
     "clric": 3,
     "noise2latent": 4,
     "glc": 5,
-    "diffusion": 6,
+    "rvdiff": 6,  # the rate-variable diffusion codec (reserved as "diffusion" before it existed)
     "entropy_demo": 127,
 }
 _CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}

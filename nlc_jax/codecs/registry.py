@@ -25,12 +25,13 @@ _FACTORIES: dict[str, str] = {
     "coolchic": "nlc_jax.codecs.coolchic:make_codec",
     "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
     "noise2latent": "nlc_jax.codecs.noise2latent:make_codec",
+    "rvdiff": "nlc_jax.codecs.rvdiff:make_codec",
 }
 #: trained codecs (``nlc-train``), whose decoder needs the trained weights (a checkpoint) besides
 #: the file; their package (as in the factories above) also provides ``make_task(config)`` (the
 #: ``nlc_jax.train.task.TrainTask``) and ``file_weights_hash(data) -> bytes`` (the weights a
 #: file needs)
-TRAINED = frozenset({"hyperprior"})
+TRAINED = frozenset({"hyperprior", "rvdiff"})
 
 
 class UnknownCodecError(ValueError):
