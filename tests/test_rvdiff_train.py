@@ -114,6 +114,7 @@ def test_paper_preset_shapes_one_step_and_export(data, monkeypatch, tmp_path):
     np.testing.assert_array_equal(codec.decode(result.data), result.reconstruction)
 
 
+@pytest.mark.slow  # TAEF2 encoder and decoder compile: ~15-20 s on the loaded 2-core CPU
 @pytest.mark.skipif(not (WEIGHTS / "taef2_encoder.pth").exists(), reason="needs ../shared")
 def test_taef2_latent_space_round_trip(tmp_path):
     c = tiny_config(autoencoder="taef2")

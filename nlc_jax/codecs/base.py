@@ -128,3 +128,15 @@ class LearnedCodec(Protocol):
     def decode(self, data: bytes) -> np.ndarray:
         """``.nlc`` bytes → ``[H, W, 3]`` uint8 image."""
         ...
+
+
+def rgb8(image: Any) -> np.ndarray:
+    """``image`` as an ``[H, W, 3]`` uint8 array (what a ``LearnedCodec.encode`` takes).
+
+    Raises:
+      ValueError: any other shape or dtype.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.dtype} {image.shape}")
+    return image

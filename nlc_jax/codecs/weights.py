@@ -5,6 +5,7 @@ training: the hashes files record of the weights that made them, and inference e
   hash an inference export records and a hyperprior file carries.
 * :func:`autoencoder_hash`: over the pytree's paths, shapes and float32 values; the hash a
   CLRIC file carries of its autoencoder.
+* :func:`load_codec_export`: the export a learned codec's coder is given, checked to be its own.
 * An inference export is a directory with ``params.safetensors`` (float32 weights and integer
   tables, keys joined by ``/``) and ``model.json`` (the model config and :func:`weights_hash`).
   Encoders write the hash into each file; decoders refuse a file made with other weights.
@@ -117,3 +118,21 @@ def load_inference(directory: str | Path) -> tuple[Any, dict[str, Any], bytes]:
         raise CheckpointError(f"{directory}: weights do not match the hash in model.json "
                               "(corrupt or modified export)")
     return params, model_config, expected
+
+
+def load_codec_export(checkpoint: str | Path | None, codec: str) -> tuple[Any, dict[str, Any],
+                                                                         bytes]:
+    """:func:`load_inference` of the trained ``codec`` model a coder was given.
+
+    Raises:
+      CheckpointError: no checkpoint given (the message names ``--config.checkpoint``), a
+        missing or corrupt export, or the export of another codec's model.
+    """
+    if not checkpoint:
+        raise CheckpointError(f"the {codec} codec needs a trained model: pass "
+                              "--config.checkpoint=<training workdir or its export/ directory>")
+    params, model_config, digest = load_inference(checkpoint)
+    if model_config.get("codec") != codec:
+        raise CheckpointError(f"{checkpoint}: holds a {model_config.get('codec')!r} model, not "
+                              f"a {codec} one")
+    return params, model_config, digest

@@ -19,7 +19,7 @@ the latent MSE of x̂₀ per element). Coding: ``rate`` = ``t`` (0 highest rate,
 
 from ml_collections import config_dict
 
-from nlc_jax.configs.common import preset_entries
+from nlc_jax.configs.common import add_training_fields, preset_entries
 
 PRESETS = {
     # name: (hyper channels, width, multipliers, blocks, crop, batch, steps, warmup, lr)
@@ -43,6 +43,7 @@ def get_config(preset: str = "cpu") -> config_dict.ConfigDict:
     c.lmbda_range = (400.0, 0.5)  # λ(0), λ(1)
     c.hyper_step_range = (1.0, 4.0)  # initial Δ_z(0), Δ_z(1)
     c.renoise_fraction = 0.5
+    c.train_rate = -1.0  # < 0: a random t per example (one model, every rate); in [0, 1]: fixed
     c.pixel_weight = 0.0
     c.lpips_weight = 0.0
     c.compute_dtype = "float32"
@@ -55,28 +56,6 @@ def get_config(preset: str = "cpu") -> config_dict.ConfigDict:
     c.noise_seed = 0
     c.eval_rates = (0.0, 0.5, 1.0)
 
-    c.data = "../shared/data/train"
-    c.tfds_data_dir = ""
-    c.crop = crop
-    c.batch_size = batch
-    c.data_threads = 4
-    c.prefetch = 8
-    c.seed = 0
-
-    c.num_steps = steps
-    c.stop_at_step = 0
-    c.learning_rate = lr
-    c.warmup_steps = warmup
-    c.end_lr_factor = 0.1
-    c.grad_clip = 1.0
-
-    c.log_every = 50
-    c.checkpoint_every = 500
-    c.keep_checkpoints = 3
-    c.eval_every = 0
-    c.eval_data = "../shared/data/kodak"
-    c.eval_images = 4
-    c.progress = True
-
-    c.checkpoint = ""  # encode/decode: a training workdir or its export/ directory
-    return c
+    return add_training_fields(c, crop=crop, batch_size=batch, num_steps=steps,
+                               warmup_steps=warmup, learning_rate=lr, checkpoint_every=500,
+                               eval_every=0, eval_images=4)

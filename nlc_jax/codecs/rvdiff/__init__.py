@@ -43,17 +43,10 @@ def make_codec(config: Any, autoencoder: Any = None) -> RvdiffCodec:
         autoencoder that cannot be loaded or is not the trained one.
       RateError, SamplerError: bad coding settings.
     """
-    from nlc_jax.codecs.weights import CheckpointError, load_inference
+    from nlc_jax.codecs.weights import load_codec_export
 
     get = (lambda k: config.get(k, _DEFAULTS.get(k))) if config is not None else _DEFAULTS.get
-    checkpoint = get("checkpoint") or ""
-    if not checkpoint:
-        raise CheckpointError("the rvdiff codec needs a trained model: pass "
-                              "--config.checkpoint=<training workdir or its export/ directory>")
-    params, model_config, digest = load_inference(checkpoint)
-    if model_config.get("codec") != "rvdiff":
-        raise CheckpointError(f"{checkpoint}: holds a {model_config.get('codec')!r} model, not "
-                              "an rvdiff one")
+    params, model_config, digest = load_codec_export(get("checkpoint"), "rvdiff")
     if autoencoder is None:
         from ml_collections import config_dict
 

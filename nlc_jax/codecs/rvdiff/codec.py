@@ -29,7 +29,7 @@ import numpy as np
 from nlc_jax.autoencoders import pad_to_multiple
 from nlc_jax.bitstream import BitstreamError, ByteReader, ByteWriter, SectionType, write_container
 from nlc_jax.bitstream.container import read_image_container
-from nlc_jax.codecs.base import EncodeResult
+from nlc_jax.codecs.base import EncodeResult, rgb8
 from nlc_jax.codecs.clric import BoundAutoencoder
 from nlc_jax.codecs.rvdiff.model import RvdiffModel
 from nlc_jax.codecs.rvdiff.rate import rate_code, rate_of_code
@@ -186,9 +186,7 @@ class RvdiffCodec:
 
     def encode(self, image: np.ndarray) -> EncodeResult:
         """``[H, W, 3]`` uint8 → ``.nlc`` bytes, reconstruction ``[H, W, 3]`` uint8, numbers."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.dtype} {image.shape}")
+        image = rgb8(image)
         h, w = image.shape[:2]
         t0 = time.perf_counter()
         z_bytes, y_bytes, y_hat = self.encode_latent(image)

@@ -1,7 +1,8 @@
 """Training task of the rate-variable diffusion codec for the generic loop in
 :mod:`nlc_jax.train`.
 
-Each example draws its own rate/time ``t ~ U[0, 1]``; with ``y₀`` the frozen autoencoder's
+Each example draws its own rate/time ``t ~ U[0, 1]`` (or all use ``train_rate`` when it is in
+[0, 1]: a separately trained per-rate model, the baseline of the one-model comparison); with ``y₀`` the frozen autoencoder's
 latent of the crop, the loss is ``bpp(t) + λ(t) · D`` averaged over the batch, where
 
 * ``bpp(t)``: bits of ``ẑ`` and ``ŷ`` per image pixel, additive uniform noise as the
@@ -95,6 +96,8 @@ class RvdiffTask:
         _need(0.0 <= float(config.renoise_fraction) <= 1.0,
               f"renoise_fraction must be in [0, 1], got {config.renoise_fraction}")
         self.config = config
+        rate = float(config.get("train_rate", -1.0))
+        self.train_rate = None if rate < 0 else check_rate(rate)
         self.eval_rates = tuple(check_rate(t) for t in config.eval_rates)
         check_sampler(int(config.steps), float(config.alpha_max), float(config.alpha_power))
         self.autoencoder = autoencoder or load_autoencoder(config)
@@ -135,6 +138,8 @@ class RvdiffTask:
         b, h, w, _ = images.shape
         k_t, k_y, k_z, k_mix, k_noise = jax.random.split(rng, 5)
         t = jax.random.uniform(k_t, (b,), jnp.float32)
+        if self.train_rate is not None:  # a per-rate model (the BD-rate baseline)
+            t = jnp.full((b,), self.train_rate, jnp.float32)
         apply, mp = self.model.apply, params["model"]
         y0 = self._ae_encode(images)
         step_y, _ = apply(mp, t, method="steps")
@@ -167,10 +172,16 @@ class RvdiffTask:
         bpp_y, bpp_z = y_bits / (h * w), z_bits / (h * w)
         lmbda = lmbda_at(t, tuple(self._model_config["lmbda_range"]))
         loss = jnp.mean(bpp_y + bpp_z + lmbda * distortion)
-        input_mse = jnp.mean(jnp.square(quantized - y0))
+        # on the examples whose input was really quantized: the U-Net's x̂₀ against ŷ itself
+        # (the plain hyperprior decode), the gain of one denoising step
+        quantized_examples = 1.0 - use_noise.astype(jnp.float32)
+        count = jnp.maximum(jnp.sum(quantized_examples), 1.0)
+        plain_mse = jnp.mean(jnp.square(quantized - y0), axis=(1, 2, 3))
         return loss, {"bpp": jnp.mean(bpp_y + bpp_z), "bpp_y": jnp.mean(bpp_y),
                       "bpp_z": jnp.mean(bpp_z), "latent_mse": jnp.mean(latent_mse),
-                      "quantized_mse": input_mse, "mean_step": jnp.mean(step_y), **extra}
+                      "x0_mse_quantized": jnp.sum(latent_mse * quantized_examples) / count,
+                      "yhat_mse_quantized": jnp.sum(plain_mse * quantized_examples) / count,
+                      "mean_step": jnp.mean(step_y), **extra}
 
     def model_config(self) -> dict[str, Any]:
         return dict(self._model_config)
