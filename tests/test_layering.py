@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nlc_jax"
-CODECS = ("coolchic", "clric", "noise2latent", "hyperprior", "rvdiff")
+CODECS = ("coolchic", "clric", "noise2latent", "hyperprior", "rvdiff", "glc")
 
 
 def imports(path: Path) -> set[str]:

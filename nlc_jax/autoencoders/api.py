@@ -29,6 +29,13 @@ from nlc_jax.autoencoders import sd_vae_keys, tae
 from nlc_jax.autoencoders.loaders import read_state_dict, to_flax
 from nlc_jax.autoencoders.sd_vae import PRESETS, AutoencoderKL, VAEConfig, param_shapes
 from nlc_jax.autoencoders.tiling import tiled_apply
+from nlc_jax.autoencoders.vqgan import (
+    VQAutoencoder,
+    VQConfig,
+    VQExportError,
+    is_vq_export,
+    load_vq_export,
+)
 
 Params = Any
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "weights"
@@ -166,6 +173,24 @@ def make_tae(config: tae.TAEConfig, dtype: Any = jnp.float32) -> AutoencoderFns:
                 part(tae.TAEDecoder, "decoder", "global"), part(tae.TAEDecoder, "decoder", "local"))
 
 
+def make_vq(config: VQConfig, dtype: Any = jnp.float32, name: str = "vqgan") -> AutoencoderFns:
+    """``AutoencoderFns`` of a VQ autoencoder (:mod:`nlc_jax.autoencoders.vqgan`): ``encode`` gives
+    the continuous (pre-quantizer) latent ``[B, H/16, W/16, D]``, ``decode`` maps a latent
+    (quantized or not) to pixels; params are ``{"params": ...}`` of ``VQAutoencoder``."""
+    model = VQAutoencoder(config, dtype)
+
+    def enc(params: Params, x: jax.Array) -> jax.Array:
+        return model.apply(params, x, method="latent")
+
+    def dec(params: Params, y: jax.Array) -> jax.Array:
+        return model.apply(params, y, method="decode")
+
+    def identity(_params: Params, x: jax.Array) -> jax.Array:
+        return x
+
+    return _fns(name, config.embed_dim, config.factor, config, enc, identity, identity, dec)
+
+
 def _load_tae(config: tae.TAEConfig, folder: Path, dtype: Any) -> tuple[AutoencoderFns, Params]:
     shapes = tae.param_shapes(config)
     params = {}
@@ -240,6 +265,8 @@ def load(name_or_path: str | os.PathLike, *, dtype: Any = jnp.float32,
           ``<name>_{encoder,decoder}.pth`` from ``weights_dir``, else ``$NLC_WEIGHTS_DIR``, else
           ``../shared/weights`` next to the repository;
         * a folder or file of a TAE pair (``.../taef2_encoder.pth``);
+        * a VQ autoencoder trained with ``nlc-train --config glc:<preset>`` (stage
+          ``autoencoder``): its workdir or ``export/`` folder;
         * a diffusers folder (``config.json`` + ``diffusion_pytorch_model.safetensors``, or
           such a ``vae/`` subfolder);
         * an LDM/CompVis ``.safetensors`` / ``.ckpt`` (full SD checkpoint with
@@ -267,6 +294,12 @@ def load(name_or_path: str | os.PathLike, *, dtype: Any = jnp.float32,
         raise AutoencoderError(
             f"'{text}' is neither a known autoencoder ({', '.join(tae.TAE_VARIANTS)}) nor an "
             "existing path")
+    if path.is_dir() and (folder := is_vq_export(path)):
+        try:
+            vq_config, params = load_vq_export(folder)
+        except VQExportError as e:
+            raise AutoencoderError(str(e)) from None
+        return make_vq(vq_config, dtype, path.name), params
     if pair := _tae_pair(path):
         return _load_tae(pair[0], pair[1], dtype)
     if path.is_dir():

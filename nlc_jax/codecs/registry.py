@@ -23,6 +23,7 @@ from nlc_jax.codecs.gray import gray_rgb
 _FACTORIES: dict[str, str] = {
     "clric": "nlc_jax.codecs.clric:make_codec",
     "coolchic": "nlc_jax.codecs.coolchic:make_codec",
+    "glc": "nlc_jax.codecs.glc:make_codec",
     "hyperprior": "nlc_jax.codecs.hyperprior:make_codec",
     "noise2latent": "nlc_jax.codecs.noise2latent:make_codec",
     "rvdiff": "nlc_jax.codecs.rvdiff:make_codec",
@@ -31,7 +32,7 @@ _FACTORIES: dict[str, str] = {
 #: the file; their package (as in the factories above) also provides ``make_task(config)`` (the
 #: ``nlc_jax.train.task.TrainTask``) and ``file_weights_hash(data) -> bytes`` (the weights a
 #: file needs)
-TRAINED = frozenset({"hyperprior", "rvdiff"})
+TRAINED = frozenset({"glc", "hyperprior", "rvdiff"})
 
 
 class UnknownCodecError(ValueError):

@@ -13,6 +13,7 @@ orbax checkpoint continues the same trajectory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from nlc_jax.data.images import list_images, load_image
 from nlc_jax.data.pipeline import iterate, train_dataset
 from nlc_jax.train.checkpoint import TrainCheckpoints
 from nlc_jax.train.optim import make_optimizer
-from nlc_jax.train.task import TrainTask, make_task
+from nlc_jax.train.task import STATE_STATS, TrainTask, make_task
 from nlc_jax.train.writer import MetricWriter
 
 
@@ -71,10 +72,17 @@ def _make_step(task: TrainTask, tx: optax.GradientTransformation, seed: int):
     def step(state: dict[str, Any], batch: jax.Array) -> tuple[dict[str, Any], dict[str, Any]]:
         images = batch.astype(jnp.float32) / 255.0
         rng = jax.random.fold_in(base, state["step"])
-        (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(
+        loss_fn = task.loss
+        if getattr(task, "loss_takes_step", False):  # e.g. a discriminator's start step
+            loss_fn = functools.partial(task.loss, step=state["step"])
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["params"], images, rng)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
+        metrics = dict(metrics)
+        stats = metrics.pop(STATE_STATS, None)
+        if stats is not None:  # non-gradient updates (EMA codebooks, dead-code restarts)
+            params = task.update_state(params, stats, jax.random.fold_in(rng, 1))
         metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 

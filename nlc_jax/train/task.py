@@ -1,5 +1,15 @@
 """What the training loop needs from a trainable model; the codec registry finds it by name
-(``nlc_jax.codecs.registry.task_factory``)."""
+(``nlc_jax.codecs.registry.task_factory``).
+
+Two optional extensions (used by GLC's VQ autoencoder and GAN stages, ignored otherwise):
+
+* ``loss_takes_step = True``: the loop calls ``loss(params, images, rng, step=step)`` with the
+  int32 step (a discriminator that starts at a given step);
+* a loss whose metrics hold :data:`STATE_STATS` (a pytree of arrays, not a scalar): the loop pops
+  it and, after the optimizer update, sets ``params = task.update_state(params, stats, rng)``
+  (non-gradient updates such as EMA codebooks and dead-code restarts; parameters updated this
+  way get zero gradients, so Adam leaves them alone).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +18,8 @@ from typing import Any, Protocol
 
 import jax
 import numpy as np
+
+STATE_STATS = "state_stats"  # metrics key of the non-gradient statistics (see module doc)
 
 
 class TrainTask(Protocol):

@@ -1,0 +1,223 @@
+"""Real compression with a trained GLC model: ``.nlc`` files in, images out.
+
+File layout (``nlc_jax.bitstream`` container, codec ``glc``)::
+
+    HEADER   weights hash (8 bytes) | rate index (uvarint) | hyper coding (uvarint: 0 fixed,
+             1 entropy)
+    HYPER    hyper-latent VQ indices: fixed-length words, or range coded under the frozen
+             categorical prior (``hyper_counts`` of the export)
+    LATENTS  the four steps of the spatial-channel context, one range-coded stream:
+             residuals round(y/step − μ_k) under snapped zero-mean Gaussians of scale σ_k
+
+The image is padded (edge replication) to a multiple of 64 (16× VQ down-sampling, 4× hyper) and
+cropped back. The decoder rebuilds ẑ from the indices, (step, σ_0, μ_0) from ẑ, then for each
+step k the context network's (σ_k, μ_k) from what is decoded so far; the encoder runs the very
+same jitted functions on the very same arrays (never the parallel training form), so the coder
+parameters (snapped inside ``nlc_jax.entropy.coding``) match bit for bit, as the hyperprior's do.
+The decoded latent goes through the synthesis and the VQ decoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nlc_jax.autoencoders import VQAutoencoder, VQConfig
+from nlc_jax.bitstream import (
+    BitstreamError,
+    ByteReader,
+    ByteWriter,
+    SectionType,
+    read_container,
+    write_container,
+)
+from nlc_jax.codecs.base import EncodeResult
+from nlc_jax.codecs.glc import hyper_coding
+from nlc_jax.codecs.glc.latent_codec import HYPER_FACTOR, LatentCodec, four_part_masks, split_common
+from nlc_jax.codecs.glc.training import build_latent_codec
+from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
+from nlc_jax.metrics.psnr import psnr
+
+HASH_BYTES = 8
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _analyse(vq: VQAutoencoder, latent: LatentCodec, p_vq, p_lat, x, rate):
+    y = latent.apply(p_lat, vq.apply(p_vq, x, method="latent"), rate, method="analyse")
+    return y, latent.apply(p_lat, latent.apply(p_lat, y, method="hyper_analyse"),
+                           method="hyper_indices")
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _hyper(latent: LatentCodec, p_lat, idx):
+    common, reduced = latent.apply(p_lat, latent.apply(p_lat, idx, method="hyper_embed"),
+                                   method="hyper_synthesise")
+    return (*split_common(common), reduced)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _context(latent: LatentCodec, k: int, p_lat, y_hat, reduced):
+    return latent.apply(p_lat, k, y_hat, reduced, method="context")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _synthesise(vq: VQAutoencoder, latent: LatentCodec, p_vq, p_lat, y_hat, step, rate):
+    y = latent.apply(p_lat, y_hat * step, rate, method="synthesise")
+    x = vq.apply(p_vq, y, method="decode")
+    return jnp.round(jnp.clip(x, 0.0, 1.0) * 255.0).astype(jnp.uint8)
+
+
+def stride_of(vq: VQConfig) -> int:
+    """Pixels per hyper-latent position (64 for a 16× autoencoder)."""
+    return vq.factor * HYPER_FACTOR
+
+
+def file_weights_hash(data: bytes) -> bytes:
+    """The hash of the model weights a GLC file was encoded with (its header's first 8 bytes).
+
+    Raises:
+      BitstreamError: not a readable GLC file.
+    """
+    container = read_container(data)
+    return ByteReader(container.section(SectionType.HEADER), "glc header").raw(HASH_BYTES)
+
+
+class GLCCodec:
+    """A trained GLC model (stage II or III export) as a ``LearnedCodec``.
+
+    Args:
+      params: inference params ``{"autoencoder", "latent", "hyper_counts"}``.
+      model_config: the export's model config (``vq``, ``latent``, ``lmbdas``, ``hyper_coding``).
+      weights_hash: 8-byte hash of ``params`` (written to / checked against each file).
+      rate_index: which rate vector to encode with.
+      hyper_coding: ``"fixed"`` or ``"entropy"`` for the hyper indices (None: the model's).
+    """
+
+    name = "glc"
+
+    def __init__(self, params: dict[str, Any], model_config: dict[str, Any], weights_hash: bytes,
+                 rate_index: int = 0, hyper_coding: str | None = None):
+        self.vq_config = VQConfig.from_dict(model_config["vq"])
+        self.lmbdas = tuple(float(v) for v in model_config["lmbdas"])
+        if not 0 <= int(rate_index) < len(self.lmbdas):
+            raise ValueError(f"rate_index={rate_index} out of range: the model has "
+                             f"{len(self.lmbdas)} rates")
+        mode = hyper_coding or model_config.get("hyper_coding", "fixed")
+        if mode not in hyper_coding_modes():
+            raise ValueError(f"hyper_coding must be one of {hyper_coding_modes()}, got {mode!r}")
+        self.vq = VQAutoencoder(self.vq_config)
+        self.latent = build_latent_codec(model_config["latent"], self.vq_config.embed_dim,
+                                         self.lmbdas)
+        self.p_vq = jax.tree.map(jnp.asarray, params["autoencoder"])
+        self.p_lat = jax.tree.map(jnp.asarray, params["latent"])
+        self.counts = np.asarray(params["hyper_counts"], np.int32)
+        self.kz = self.latent.hyper.codebook_size
+        self.weights_hash = bytes(weights_hash)
+        self.rate_index, self.mode = int(rate_index), hyper_coding_modes()[mode]
+        self.stride = stride_of(self.vq_config)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], model_config: dict[str, Any],
+                    rate_index: int = 0, hyper_coding: str | None = None) -> GLCCodec:
+        """Codec from inference params and the export's model config (hash computed here)."""
+        from nlc_jax.codecs.weights import weights_hash
+
+        return cls(params, model_config, weights_hash(params), rate_index, hyper_coding)
+
+    def _steps(self, idx: np.ndarray, run_step) -> tuple[np.ndarray, np.ndarray]:
+        """The four-step loop shared by encoder and decoder: ``run_step(k, mask, scales, means)
+        -> symbols`` codes or decodes step k; returns (ŷ/step, step)."""
+        step, scales, means, reduced = _hyper(self.latent, self.p_lat, jnp.asarray(idx)[None])
+        masks = four_part_masks(*reduced.shape[1:3], self.latent.n).astype(bool)
+        y_hat = np.zeros(reduced.shape, np.float32)
+        for k in range(4):
+            if k:
+                scales, means = _context(self.latent, k, self.p_lat, jnp.asarray(y_hat), reduced)
+            m = masks[k][None]
+            mu = np.asarray(means)[m]
+            symbols = run_step(k, m, np.asarray(scales)[m], mu)
+            y_hat[m] = symbols.astype(np.float32) + mu
+        return y_hat, np.asarray(step)
+
+    def encode(self, image: np.ndarray) -> EncodeResult:
+        """``[H, W, 3]`` uint8 → ``.nlc`` bytes, reconstruction ``[H, W, 3]`` uint8 and numbers."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        t0 = time.perf_counter()
+        padded = np.pad(image, ((0, -h % self.stride), (0, -w % self.stride), (0, 0)), "edge")
+        rate = jnp.full((1,), self.rate_index, jnp.int32)
+        y, idx = _analyse(self.vq, self.latent, self.p_vq, self.p_lat,
+                          jnp.asarray(padded[None], jnp.float32) / 255.0, rate)
+        idx = np.asarray(idx[0])
+        z_bytes = (hyper_coding.pack_indices(idx, self.kz) if self.mode == hyper_coding.FIXED
+                   else hyper_coding.encode_with_prior(idx, self.counts))
+        step_now = np.asarray(_hyper(self.latent, self.p_lat, jnp.asarray(idx)[None])[0])
+        ys = np.asarray(y) / step_now
+        encoder = ConditionalEncoder("gaussian")
+
+        def code(_k, m, scales, mu):
+            symbols = np.rint(ys[m] - mu).astype(np.int32)
+            encoder.encode_tabled(symbols, 0.0, scales)
+            return symbols
+
+        y_hat, step = self._steps(idx, code)
+        y_bytes = encoder.finish()
+        header = (ByteWriter().raw(self.weights_hash).uvarint(self.rate_index).uvarint(self.mode)
+                  .getvalue())
+        data = write_container(self.name, h, w, 3, 8, [(SectionType.HEADER, header),
+                                                      (SectionType.HYPER, z_bytes),
+                                                      (SectionType.LATENTS, y_bytes)])
+        recon = self._render(y_hat, step, self.rate_index, h, w)
+        info = {"bpp": 8.0 * len(data) / (h * w), "bpp_z": 8.0 * len(z_bytes) / (h * w),
+                "bpp_y": 8.0 * len(y_bytes) / (h * w), "psnr": float(psnr(recon, image)),
+                "encode_seconds": time.perf_counter() - t0}
+        return EncodeResult(data=data, reconstruction=recon, info=info)
+
+    def _render(self, y_hat: np.ndarray, step: np.ndarray, rate_index: int, h: int,
+                w: int) -> np.ndarray:
+        rate = jnp.full((1,), rate_index, jnp.int32)
+        out = _synthesise(self.vq, self.latent, self.p_vq, self.p_lat, jnp.asarray(y_hat),
+                          jnp.asarray(step), rate)
+        return np.asarray(out[0, :h, :w])
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """``.nlc`` bytes → ``[H, W, 3]`` uint8 (raises :class:`BitstreamError` for bad files)."""
+        container = read_container(data)
+        if container.codec != self.name:
+            raise BitstreamError(f"file holds a {container.codec!r} stream, not {self.name!r}")
+        if container.channels not in (1, 3) or container.bit_depth != 8:
+            raise BitstreamError(f"GLC files are 8-bit RGB or gray, header says "
+                                 f"{container.channels} channels of {container.bit_depth} bits")
+        reader = ByteReader(container.section(SectionType.HEADER), "glc header")
+        file_hash = reader.raw(HASH_BYTES)
+        rate_index = reader.uvarint(max_value=len(self.lmbdas) - 1)
+        mode = reader.uvarint(max_value=hyper_coding.ENTROPY)
+        reader.expect_end()
+        if file_hash != self.weights_hash:
+            raise BitstreamError(
+                f"file was encoded with model weights {file_hash.hex()}, but the checkpoint has "
+                f"weights {self.weights_hash.hex()}: pass the checkpoint used to encode it")
+        h, w = container.height, container.width
+        zh, zw = -(-h // self.stride), -(-w // self.stride)
+        z_data = container.section(SectionType.HYPER)
+        idx = (hyper_coding.unpack_indices(z_data, zh * zw, self.kz) if mode == hyper_coding.FIXED
+               else hyper_coding.decode_with_prior(z_data, self.counts, zh * zw))
+        decoder = ConditionalDecoder(container.section(SectionType.LATENTS), "gaussian")
+
+        def read(_k, _m, scales, _mu):
+            return decoder.decode_tabled(np.zeros(1), scales)
+
+        y_hat, step = self._steps(idx.reshape(zh, zw), read)
+        return self._render(y_hat, step, rate_index, h, w)
+
+
+def hyper_coding_modes() -> dict[str, int]:
+    """Names of the hyper-index coding modes and their header codes."""
+    return dict(hyper_coding.MODES)

@@ -1,0 +1,207 @@
+"""GLC: vector quantizer, VQ autoencoder interface, hyper-index coding, four-part masks, and the
+codec (bit-exact round trip, rate monotone in the rate index, bad files and missing models)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ml_collections import config_dict
+
+from nlc_jax.autoencoders import VQConfig, VQSettings, load, make_vq
+from nlc_jax.autoencoders.vector_quantizer import (
+    VectorQuantizer,
+    nearest_codes,
+    update_state,
+    usage_metrics,
+)
+from nlc_jax.bitstream import BitstreamError
+from nlc_jax.codecs import registry
+from nlc_jax.codecs.glc import GLCCodec, file_weights_hash, hyper_coding
+from nlc_jax.codecs.glc.latent_codec import four_part_masks
+from nlc_jax.codecs.glc.training import GLCConfigError, make_task
+from nlc_jax.codecs.weights import CheckpointError, export_inference, load_inference
+
+
+def tiny_config(**overrides):
+    from nlc_jax.configs.glc import get_config
+
+    c = get_config("tiny")
+    c.loss.lpips_weight = 0.0  # no VGG in the fast tests
+    c.update(overrides)
+    return c
+
+
+def image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    smooth = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3)).repeat(8, 0).repeat(8, 1)
+    return np.clip(smooth[:h, :w] + rng.integers(-10, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """(stage-I export, stage-II export) of randomly initialised tiny models (untrained weights
+    code just as exactly)."""
+    root = tmp_path_factory.mktemp("glc")
+    ae = make_task(tiny_config())
+    init = jax.jit(ae.init, static_argnums=1)  # one compiled init instead of eager op by op
+    export_inference(root / "ae", ae.export(init(jax.random.key(0), 64)), ae.model_config())
+    tc = make_task(tiny_config(stage="transform", autoencoder_checkpoint=str(root / "ae")))
+    init = jax.jit(tc.init, static_argnums=1)
+    export_inference(root / "tc", tc.export(init(jax.random.key(1), 64)), tc.model_config())
+    return root / "ae", root / "tc"
+
+
+def codec(path, **kw):
+    return registry.make(config_dict.ConfigDict({"codec": "glc", "checkpoint": str(path), **kw}))
+
+
+# --- vector quantizer ------------------------------------------------------------------------
+
+SETTINGS = VQSettings(codebook_size=8, dim=4)
+
+
+def test_straight_through_gradient_and_losses():
+    vq = VectorQuantizer(SETTINGS)
+    z = jax.random.normal(jax.random.key(0), (2, 3, 3, 4))
+    params = vq.init(jax.random.key(1), z)
+
+    def f(p, z):
+        q, _, aux = vq.apply(p, z)
+        return jnp.sum(q * 3.0) + aux["vq_loss"]
+
+    g_z = jax.grad(f, argnums=1)(params, z)
+    q, idx, aux = vq.apply(params, z)
+    codebook = params["params"]["codebook"]
+    np.testing.assert_allclose(q, codebook[idx], atol=1e-6)  # forward: the nearest code
+    np.testing.assert_array_equal(idx, nearest_codes(z, codebook))
+    # backward: identity (3.0 everywhere) plus the commitment term's gradient
+    commit = 2.0 * SETTINGS.beta * (z - codebook[idx]) / z.size
+    np.testing.assert_allclose(g_z, 3.0 + commit, rtol=1e-4, atol=1e-5)
+    g_cb = jax.grad(f)(params, z)["params"]["codebook"]
+    used = np.unique(np.asarray(idx))
+    assert np.all(np.abs(np.asarray(g_cb)[used]).sum(-1) > 0)  # the codebook loss moves them
+    assert np.all(np.asarray(g_cb)[np.setdiff1d(np.arange(8), used)] == 0)
+    m = usage_metrics(aux["stats"]["counts"], params["params"]["usage"], SETTINGS)
+    assert 1.0 <= float(m["perplexity"]) <= 8.0 and float(m["used"]) == len(used) / 8
+
+
+def test_ema_codebook_and_dead_code_restart():
+    settings = VQSettings(codebook_size=8, dim=4, ema=True, ema_decay=0.5, usage_decay=0.5,
+                          restart_threshold=0.5)
+    vq = VectorQuantizer(settings)
+    z = jax.random.normal(jax.random.key(0), (64, 4)) + 5.0
+    params = vq.init(jax.random.key(1), z)
+    g = jax.grad(lambda p: vq.apply(p, z)[2]["vq_loss"])(params)["params"]
+    assert not np.any(np.asarray(g["codebook"])) and not np.any(np.asarray(g["ema_sum"]))
+    p = params["params"]
+    for i in range(6):
+        _, idx, aux = vq.apply({"params": p}, z)
+        p = update_state(p, aux["stats"], settings, jax.random.key(i))
+    # restarted codes come from the inputs (near 5), and the EMA pulls codes onto their means
+    assert float(jnp.min(p["codebook"])) > 2.0
+    _, idx, _ = vq.apply({"params": p}, z)
+    err = jnp.mean(jnp.square(p["codebook"][idx] - z))
+    assert float(err) < float(jnp.mean(jnp.square(z - z.mean(0))))
+    l2 = VectorQuantizer(VQSettings(8, 4, l2_normalize=True))
+    q, _, _ = l2.apply(l2.init(jax.random.key(2), z), z)
+    np.testing.assert_allclose(jnp.linalg.norm(q, axis=-1), 1.0, rtol=1e-3)
+
+
+def test_vq_autoencoder_interface(exports):
+    fns, params = load(str(exports[0]))
+    assert fns.factor == 16 and fns.latent_channels == 16
+    y = fns.encode(params, jnp.zeros((1, 64, 32, 3)))
+    assert y.shape == (1, 4, 2, 16) and fns.decode(params, y).shape == (1, 64, 32, 3)
+    cfg = VQConfig(channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_factors=(),
+                   z_channels=8, norm_groups=4, quantizer=VQSettings(16, 4))
+    assert make_vq(cfg).factor == 2
+    with pytest.raises(ValueError, match="norm_groups"):
+        VQConfig(channels=6, norm_groups=4)
+
+
+# --- coding helpers --------------------------------------------------------------------------
+
+def test_fixed_length_indices_and_prior_counts():
+    idx = np.array([[0, 5], [31, 17]])
+    data = hyper_coding.pack_indices(idx, 32)
+    assert len(data) == 3  # 4 × 5 bits
+    np.testing.assert_array_equal(hyper_coding.unpack_indices(data, 4, 32), idx.reshape(-1))
+    with pytest.raises(BitstreamError):
+        hyper_coding.unpack_indices(data[:-1], 4, 32)
+    with pytest.raises(BitstreamError, match="outside"):
+        hyper_coding.unpack_indices(b"\xff\x80", 1, 300)  # 9 bits: 511 >= 300
+    counts = hyper_coding.prior_counts(np.array([4.0, 0.0, 0.0, -30.0]))
+    assert counts.min() >= 1 and abs(int(counts.sum()) - 2**16) < 2**14
+    coded = hyper_coding.encode_with_prior(np.zeros(40, np.int32), counts)
+    assert len(coded) < 40 * 2 / 8  # under 2 bits each for the likely code
+    np.testing.assert_array_equal(hyper_coding.decode_with_prior(coded, counts, 40), 0)
+
+
+def test_four_part_masks_cover_each_element_once():
+    m = four_part_masks(5, 6, 8)
+    np.testing.assert_array_equal(m.sum(0), 1.0)
+    # each step codes every 2x2 phase once per channel group, each group once per phase
+    assert m[0, 0, 0, 0] == 1 and m[0, 0, 1, 2] == 1 and m[1, 1, 1, 0] == 1
+    with pytest.raises(ValueError):
+        four_part_masks(4, 4, 6)
+
+
+# --- codec -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, mode", [((64, 64), "fixed"), ((37, 90), "entropy")])
+def test_round_trip_is_bit_exact(exports, shape, mode):
+    enc = codec(exports[1], rate_index=2, hyper_coding=mode)
+    result = enc.encode(image(*shape))
+    decoded = registry.decode_bytes(result.data, checkpoint=str(exports[1]))
+    assert decoded.shape == (*shape, 3) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, result.reconstruction)
+    assert result.info["bpp"] == pytest.approx(8 * len(result.data) / (shape[0] * shape[1]))
+
+
+def test_rate_is_monotone_in_the_rate_index(exports):
+    sizes = [len(codec(exports[1], rate_index=r).encode(image(64, 128, 3)).data)
+             for r in range(4)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1], sizes
+    fixed = codec(exports[1], hyper_coding="fixed").encode(image(64, 128, 3)).info["bpp_z"]
+    # 2 positions of log2(32) = 5 bits: one byte after padding
+    assert fixed == pytest.approx(8 * 2 / (64 * 128))
+
+
+def test_corrupted_and_truncated_files_raise(exports):
+    enc = codec(exports[1])
+    data = enc.encode(image(64, 64, 1)).data
+    for bad in (data[:-5], data[:20], data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x55])
+                + data[len(data) // 2 + 1:]):
+        with pytest.raises(BitstreamError):
+            enc.decode(bad)
+    params, model_config, _ = load_inference(exports[1])
+    params["latent"]["params"]["q_dec"] = params["latent"]["params"]["q_dec"] + 0.01
+    with pytest.raises(BitstreamError, match="encoded with model weights"):
+        GLCCodec.from_params(params, model_config).decode(data)
+
+
+def test_missing_model_is_named(exports):
+    data = codec(exports[1]).encode(image(64, 64, 2)).data
+    with pytest.raises(BitstreamError, match=f"glc file decodes only.*{file_weights_hash(data).hex()}"):
+        registry.decode_bytes(data)
+    with pytest.raises(CheckpointError, match="needs a trained model"):
+        registry.make(config_dict.ConfigDict({"codec": "glc"}))
+    with pytest.raises(CheckpointError, match="only the stage-I autoencoder"):
+        codec(exports[0])
+    with pytest.raises(ValueError, match="rate_index"):
+        codec(exports[1], rate_index=4)
+    with pytest.raises(ValueError, match="hyper_coding"):
+        codec(exports[1], hyper_coding="huffman")
+
+
+def test_bad_config_values_are_one_line_errors():
+    with pytest.raises(GLCConfigError, match="stage must be"):
+        make_task(tiny_config(stage="both"))
+    with pytest.raises(GLCConfigError, match="autoencoder_checkpoint"):
+        make_task(tiny_config(stage="transform"))
+    with pytest.raises(GLCConfigError, match="init_checkpoint"):
+        make_task(tiny_config(stage="joint"))
+    with pytest.raises(GLCConfigError, match="crop"):
+        make_task(tiny_config(crop=96))
+    with pytest.raises(CheckpointError):
+        make_task(tiny_config(stage="transform", autoencoder_checkpoint="/nonexistent"))
