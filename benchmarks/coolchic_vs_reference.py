@@ -4,7 +4,7 @@
         [--reference benchmarks/results/coolchic_5.0.1_crops_hop_2000.tsv] \\
         [--images kodim01,kodim04] [--lmbdas 1e-4,1e-3,4e-3,2e-2] [--preset hop] [--n_itr 2000] \\
         [--label ours] [--set recipe.optimizer=adam ...] [--recode_from LABEL] \\
-        [--output benchmarks/results/coolchic_vs_reference]
+        [--output benchmarks/results/coolchic_vs_reference] [--merge OTHER_OUTPUT ...]
 
 The reference rows come from ``coolchic_reference_run.py`` (Cool-chic itself, pinned to one
 core); run this one pinned to the other core while it runs (``taskset -c 1``), so both time
@@ -17,6 +17,8 @@ the run with one line), and appends one row per (label, image, λ) to ``<output>
 config overrides, so ablations share one table. ``--recode_from LABEL`` fits nothing: it codes
 the parameters that label's fits saved (``<files>/<LABEL>/*.params.npz``) with this label's
 config, for variants that change only the coding (e.g. ``--set recipe.rdoq_passes=0``).
+Labels run in parallel (one per core) each write their own ``--output``; ``--merge`` those
+outputs (with ``--summary_only``) adds their rows and step times to this table.
 
 It then writes ``<output>.json`` and prints, per label: per-image BD-rate against the
 reference (the RD curve of its λ's), their mean, the mean bpp/PSNR per λ, and the time of one
@@ -150,6 +152,14 @@ def fit_image(engine: Engine, image: np.ndarray, lmbdas: list[float],
     return records
 
 
+def merge_rows(rows: list[dict], extra: list[dict]) -> list[dict]:
+    """``rows`` plus the rows of ``extra`` whose (label, image, box, λ, iterations) it lacks."""
+    def key(r):
+        return r["label"], r["image"], r["box"], r["lmbda"], r["n_itr"]
+    have = {key(r) for r in rows}
+    return rows + [r for r in extra if key(r) not in have]
+
+
 def summarize(rows: list[dict], reference: list[dict]) -> dict:
     """Per label: per-image BD-rate vs the reference, mean BD-rate, mean bpp/PSNR per λ."""
     ref = {}
@@ -201,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary_only", action="store_true", help="refit nothing")
     p.add_argument("--recode_from", default="",
                    help="code the fits saved by this label instead of fitting")
+    p.add_argument("--merge", type=Path, nargs="+", default=[], metavar="OUTPUT",
+                   help="first add the rows (and step times) of other runs' outputs, e.g. "
+                        "labels run in parallel with their own --output")
     args = p.parse_args(argv)
 
     try:
@@ -216,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     lmbdas = [float(v) for v in args.lmbdas.split(",")]
     tsv = args.output.with_suffix(".tsv")
     rows = read_tsv(tsv)
+    merged_steps = {}
+    for other in args.merge:
+        rows = merge_rows(rows, read_tsv(other.with_suffix(".tsv")))
+        if other.with_suffix(".json").is_file():
+            merged_steps.update(json.loads(other.with_suffix(".json").read_text())
+                                .get("step_times", {}))
+    if args.merge:
+        write_tsv(tsv, rows, COLUMNS)
     overrides = " ".join(args.set) or "-"
     files = args.files / args.label
     files.mkdir(parents=True, exist_ok=True)
@@ -251,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         result["step_times"] = json.loads(json_path.read_text()).get("step_times", {})
     else:
         result["step_times"] = {}
+    result["step_times"].update(merged_steps)
     if timing:
         result["step_times"][args.label] = timing
     json_path.write_text(json.dumps(result, indent=2))
