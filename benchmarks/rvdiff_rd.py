@@ -15,7 +15,8 @@ Every image is coded for real at every (rate, steps, α) setting (``.nlc`` bytes
 models trained at one rate each (``--config.train_rate``), coded at that rate with the first
 steps/α setting; BD-rate (pchip, PSNR and LPIPS) of the one model against them is reported.
 Writes ``<output>.tsv`` (per-image records, ``nlc_jax.metrics.rd`` columns) and
-``<output>.json`` (mean curves, BD numbers, timings, settings, machine) and prints a table.
+``<output>.json`` (mean curves, BD numbers, the autoencoder's own round trip as the quality
+ceiling, timings, settings, machine) and prints a table.
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ def main() -> None:
                       f"PSNR {np.mean([r['psnr_db'] for r in last]):6.2f}  "
                       f"LPIPS {np.mean([r.get('lpips', np.nan) for r in last]):.4f}  "
                       f"decode {dec:.2f} s", flush=True)
+    # the autoencoder's own round trip: the quality ceiling of every setting
+    ceiling = [_quality(images[n], autoencoder.decode(autoencoder.encode(images[n]),
+                                                      *images[n].shape[:2]), lp) for n in names]
+    round_trip = {k: float(np.mean([q[k] for q in ceiling])) for k in ceiling[0]}
+    print(f"{autoencoder.name} round trip: " + ", ".join(f"{k} {v:.4f}"
+                                                         for k, v in round_trip.items()))
     curves = {label: _mean_curve(records, label, names)
               for label in dict.fromkeys(r["codec"] for r in records)}
 
@@ -204,7 +211,7 @@ def main() -> None:
     summary = {"checkpoint": args.checkpoint, "images": args.images, "names": names,
                "crop": args.crop, "rates": rates, "steps": steps_list,
                "alphas": [list(a) for a in alphas], "seed": args.seed, "curves": curves,
-               "bd": bd, "patch_fid": fids, "timing_per_image": timings,
+               "bd": bd, "autoencoder_round_trip": round_trip, "patch_fid": fids, "timing_per_image": timings,
                "machine": machine_facts()}
     atomic_write_bytes(out.with_suffix(".json"), json.dumps(summary, indent=1).encode())
     print(f"wrote {out.with_suffix('.tsv')} and {out.with_suffix('.json')}")

@@ -124,3 +124,17 @@ def test_bad_settings_and_checkpoints_are_one_line_errors(exported, ae, tmp_path
     with pytest.raises(RateError):
         RvdiffTask(tiny_config(eval_rates=(0.0, -0.1)), autoencoder=ae)
     assert "rvdiff" in registry.TRAINED
+
+
+def test_registry_and_public_api_code_with_the_checkpoint(exported, ae, monkeypatch):
+    """As nlc-encode / nlc-decode do: the codec and the decoder load the autoencoder the export
+    names (here the toy one)."""
+    import nlc_jax
+    from nlc_jax.codecs.rvdiff import training
+
+    monkeypatch.setattr(training, "load_autoencoder", lambda config: ae)
+    codec = registry.make(config_dict.ConfigDict(
+        {"codec": "rvdiff", "checkpoint": str(exported), "rate": 0.2, "steps": 2}))
+    result = codec.encode(image(48, 64))
+    np.testing.assert_array_equal(nlc_jax.decode(result.data, checkpoint=str(exported)),
+                                  result.reconstruction)

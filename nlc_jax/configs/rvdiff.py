@@ -54,6 +54,7 @@ def get_config(preset: str = "cpu") -> config_dict.ConfigDict:
     c.alpha_max = 0.5
     c.alpha_power = 1.0
     c.noise_seed = 0
+    c.lmbda = 1.0  # only nlc-encode's label of the operating point (results.tsv); the rate is `rate`
     c.eval_rates = (0.0, 0.5, 1.0)
 
     return add_training_fields(c, crop=crop, batch_size=batch, num_steps=steps,

@@ -31,7 +31,7 @@ from nlc_jax.bitstream import BitstreamError, ByteReader, ByteWriter, SectionTyp
 from nlc_jax.bitstream.container import read_image_container
 from nlc_jax.codecs.base import EncodeResult, rgb8
 from nlc_jax.codecs.clric import BoundAutoencoder
-from nlc_jax.codecs.rvdiff.model import RvdiffModel
+from nlc_jax.codecs.rvdiff.model import HYPER_STRIDE, RvdiffModel
 from nlc_jax.codecs.rvdiff.rate import rate_code, rate_of_code
 from nlc_jax.codecs.rvdiff.sampler import SamplerError, alpha_schedule, check_sampler, sample
 from nlc_jax.codecs.weights import CheckpointError
@@ -142,6 +142,11 @@ class RvdiffCodec:
         """Images are edge-padded to a multiple of this before the autoencoder."""
         return self.autoencoder.factor * self.model.stride
 
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        """The latent ``(h, w)`` of an image (sides padded up to :attr:`multiple`)."""
+        m, f = self.multiple, self.autoencoder.factor
+        return -(-height // m) * m // f, -(-width // m) * m // f
+
     # ---- the networks, one image at a time ------------------------------------------------
     def _t(self, t: float) -> jax.Array:
         return jnp.full((1,), t, jnp.float32)
@@ -234,9 +239,8 @@ class RvdiffCodec:
         """``.nlc`` bytes → ``(ŷ [h, w, C], t, steps, alphas, seed, H, W)`` (no sampling)."""
         container, t, steps, alphas, seed = self.read_header(data)
         h, w = container.height, container.width
-        f = self.autoencoder.factor
-        lh, lw = -(-h // self.multiple) * self.multiple // f, -(-w // self.multiple) * self.multiple // f
-        z_shape = (lh // 4, lw // 4, self.model.hyper_channels)
+        lh, lw = self.latent_size(h, w)
+        z_shape = (lh // HYPER_STRIDE, lw // HYPER_STRIDE, self.model.hyper_channels)
         y_units = self.entropy.decompress(self.tables, container.section(SectionType.HYPER),
                                           container.section(SectionType.LATENTS), z_shape,
                                           self._hyper_fn(t))
