@@ -46,6 +46,7 @@ def exports(tmp_path_factory):
     init = jax.jit(ae.init, static_argnums=1)  # one compiled init instead of eager op by op
     export_inference(root / "ae", ae.export(init(jax.random.key(0), 64)), ae.model_config())
     tc = make_task(tiny_config(stage="transform", autoencoder_checkpoint=str(root / "ae")))
+    tc.code.enabled = False  # not exported: no need to initialise it
     init = jax.jit(tc.init, static_argnums=1)
     export_inference(root / "tc", tc.export(init(jax.random.key(1), 64)), tc.model_config())
     return root / "ae", root / "tc"

@@ -5,7 +5,8 @@ training: the hashes files record of the weights that made them, and inference e
   hash an inference export records and a hyperprior file carries.
 * :func:`autoencoder_hash`: over the pytree's paths, shapes and float32 values; the hash a
   CLRIC file carries of its autoencoder.
-* :func:`load_codec_export`: the export a learned codec's coder is given, checked to be its own.
+* :func:`load_codec_export`: the export a learned codec's coder is given, checked to be its own;
+  :func:`check_file_weights`: a decoder's refusal of a file made with other weights.
 * An inference export is a directory with ``params.safetensors`` (float32 weights and integer
   tables, keys joined by ``/``) and ``model.json`` (the model config and :func:`weights_hash`).
   Encoders write the hash into each file; decoders refuse a file made with other weights.
@@ -136,3 +137,17 @@ def load_codec_export(checkpoint: str | Path | None, codec: str) -> tuple[Any, d
         raise CheckpointError(f"{checkpoint}: holds a {model_config.get('codec')!r} model, not "
                               f"a {codec} one")
     return params, model_config, digest
+
+
+def check_file_weights(file_hash: bytes, weights_hash: bytes) -> None:
+    """Refuse to decode a file whose header names other weights than the decoder's.
+
+    Raises:
+      BitstreamError: the hashes differ (the message names both).
+    """
+    from nlc_jax.bitstream import BitstreamError
+
+    if bytes(file_hash) != bytes(weights_hash):
+        raise BitstreamError(
+            f"file was encoded with model weights {bytes(file_hash).hex()}, but the checkpoint "
+            f"has weights {bytes(weights_hash).hex()}: pass the checkpoint used to encode it")

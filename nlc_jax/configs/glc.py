@@ -18,7 +18,7 @@ Presets (``--config glc:<preset>``): ``tiny`` (tests, seconds), ``cpu`` (a few h
 
 from ml_collections import config_dict
 
-from nlc_jax.configs.common import preset_entries
+from nlc_jax.configs.common import add_training_fields, preset_entries
 
 # VQ autoencoder: channels, multipliers, res blocks, attention factors, z channels, GroupNorm
 # groups, codebook size K, dimension D
@@ -82,31 +82,11 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     })
     c.lmbdas = (1.0, 2.0, 4.0, 8.0)  # one per rate vector; weighs the distortion vs bpp
     c.rate_index = 0
+    c.lmbda = 1.0  # only nlc-encode's label of the operating point (results.tsv); the rate is rate_index
     c.hyper_coding = ""  # encode: "" (the model's), "fixed" or "entropy"
     c.compute_dtype = "float32"
 
-    c.data = "../shared/data/train"
-    c.tfds_data_dir = ""
-    c.crop = crop
-    c.batch_size = batch
-    c.data_threads = 4
-    c.prefetch = 8
-    c.seed = 0
-
-    c.num_steps = steps
-    c.stop_at_step = 0
-    c.learning_rate = lr
-    c.warmup_steps = warmup
-    c.end_lr_factor = 0.1
-    c.grad_clip = 1.0
-
-    c.log_every = 50
-    c.checkpoint_every = 500
-    c.keep_checkpoints = 3
-    c.eval_every = 0
-    c.eval_data = "../shared/data/kodak"
-    c.eval_images = eval_images
-    c.progress = True
-
-    c.checkpoint = ""  # encode/decode: a stage-II/III workdir or its export/
-    return c
+    # c.checkpoint (encode/decode): a stage-II/III workdir or its export/
+    return add_training_fields(c, crop=crop, batch_size=batch, num_steps=steps,
+                               warmup_steps=warmup, learning_rate=lr, checkpoint_every=500,
+                               eval_every=0, eval_images=eval_images)

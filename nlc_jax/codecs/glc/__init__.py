@@ -31,15 +31,10 @@ def make_codec(config: Any) -> GLCCodec:
       CheckpointError: no checkpoint given, or a missing/corrupt export, or one that is not a
         trained GLC codec (e.g. only the stage-I autoencoder).
     """
-    from nlc_jax.codecs.weights import CheckpointError, load_inference
+    from nlc_jax.codecs.weights import CheckpointError, load_codec_export
 
     checkpoint = (config.get("checkpoint", "") if config is not None else "") or ""
-    if not checkpoint:
-        raise CheckpointError("the glc codec needs a trained model: pass "
-                              "--config.checkpoint=<stage-II/III training workdir or its export/>")
-    params, model_config, digest = load_inference(checkpoint)
-    if model_config.get("codec") != "glc":
-        raise CheckpointError(f"{checkpoint}: holds a {model_config.get('codec')!r} model, not GLC")
+    params, model_config, digest = load_codec_export(checkpoint, "glc")
     if "latent" not in model_config:
         raise CheckpointError(f"{checkpoint}: holds only the stage-I autoencoder; train stage "
                               "'transform' on it and pass that run's workdir")

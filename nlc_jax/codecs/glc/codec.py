@@ -28,18 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from nlc_jax.autoencoders import VQAutoencoder, VQConfig
-from nlc_jax.bitstream import (
-    BitstreamError,
-    ByteReader,
-    ByteWriter,
-    SectionType,
-    read_container,
-    write_container,
-)
-from nlc_jax.codecs.base import EncodeResult
+from nlc_jax.bitstream import ByteReader, ByteWriter, SectionType, write_container
+from nlc_jax.bitstream.container import read_image_container
+from nlc_jax.codecs.base import EncodeResult, rgb8
 from nlc_jax.codecs.glc import hyper_coding
 from nlc_jax.codecs.glc.latent_codec import HYPER_FACTOR, LatentCodec, four_part_masks, split_common
 from nlc_jax.codecs.glc.training import build_latent_codec
+from nlc_jax.codecs.weights import check_file_weights
 from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 from nlc_jax.metrics.psnr import psnr
 
@@ -83,7 +78,7 @@ def file_weights_hash(data: bytes) -> bytes:
     Raises:
       BitstreamError: not a readable GLC file.
     """
-    container = read_container(data)
+    container = read_image_container(data, GLCCodec.name)
     return ByteReader(container.section(SectionType.HEADER), "glc header").raw(HASH_BYTES)
 
 
@@ -146,9 +141,7 @@ class GLCCodec:
 
     def encode(self, image: np.ndarray) -> EncodeResult:
         """``[H, W, 3]`` uint8 → ``.nlc`` bytes, reconstruction ``[H, W, 3]`` uint8 and numbers."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.dtype} {image.shape}")
+        image = rgb8(image)
         h, w = image.shape[:2]
         t0 = time.perf_counter()
         padded = np.pad(image, ((0, -h % self.stride), (0, -w % self.stride), (0, 0)), "edge")
@@ -189,21 +182,13 @@ class GLCCodec:
 
     def decode(self, data: bytes) -> np.ndarray:
         """``.nlc`` bytes → ``[H, W, 3]`` uint8 (raises :class:`BitstreamError` for bad files)."""
-        container = read_container(data)
-        if container.codec != self.name:
-            raise BitstreamError(f"file holds a {container.codec!r} stream, not {self.name!r}")
-        if container.channels not in (1, 3) or container.bit_depth != 8:
-            raise BitstreamError(f"GLC files are 8-bit RGB or gray, header says "
-                                 f"{container.channels} channels of {container.bit_depth} bits")
+        container = read_image_container(data, self.name)
         reader = ByteReader(container.section(SectionType.HEADER), "glc header")
         file_hash = reader.raw(HASH_BYTES)
         rate_index = reader.uvarint(max_value=len(self.lmbdas) - 1)
         mode = reader.uvarint(max_value=hyper_coding.ENTROPY)
         reader.expect_end()
-        if file_hash != self.weights_hash:
-            raise BitstreamError(
-                f"file was encoded with model weights {file_hash.hex()}, but the checkpoint has "
-                f"weights {self.weights_hash.hex()}: pass the checkpoint used to encode it")
+        check_file_weights(file_hash, self.weights_hash)
         h, w = container.height, container.width
         zh, zw = -(-h // self.stride), -(-w // self.stride)
         z_data = container.section(SectionType.HYPER)
