@@ -34,7 +34,7 @@ from nlc_jax.codecs.clric import BoundAutoencoder
 from nlc_jax.codecs.rvdiff.model import HYPER_STRIDE, RvdiffModel
 from nlc_jax.codecs.rvdiff.rate import rate_code, rate_of_code
 from nlc_jax.codecs.rvdiff.sampler import SamplerError, alpha_schedule, check_sampler, sample
-from nlc_jax.codecs.weights import CheckpointError
+from nlc_jax.codecs.weights import CheckpointError, check_file_weights
 from nlc_jax.entropy.factorized import EntropyTables, FactorizedPrior, make_tables
 from nlc_jax.entropy.hyperprior import HyperpriorEntropyModel
 from nlc_jax.metrics.psnr import psnr
@@ -228,10 +228,7 @@ class RvdiffCodec:
             raise BitstreamError("rvdiff header: randomness values outside [0, 1]")
         seed = int(reader.fixed("u32"))
         reader.expect_end()
-        if file_hash != self.weights_hash:
-            raise BitstreamError(
-                f"file was encoded with model weights {file_hash.hex()}, but the checkpoint has "
-                f"weights {self.weights_hash.hex()}: pass the checkpoint used to encode it")
+        check_file_weights(file_hash, self.weights_hash)
         return container, t, steps, alphas, seed
 
     def decode_latent(self, data: bytes) -> tuple[np.ndarray, float, int, tuple[float, ...], int,
