@@ -17,6 +17,7 @@ from nlc_jax.codecs.rvdiff.rate import RateError, StepCurve, initial_log_steps, 
 from nlc_jax.codecs.rvdiff.sampler import SamplerError, alpha_schedule, sample, time_grid
 from nlc_jax.codecs.rvdiff.training import RvdiffConfigError, RvdiffTask
 from nlc_jax.codecs.weights import CheckpointError, export_inference, load_inference
+from nlc_jax.configs.rvdiff import get_config
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +139,14 @@ def test_registry_and_public_api_code_with_the_checkpoint(exported, ae, monkeypa
     result = codec.encode(image(48, 64))
     np.testing.assert_array_equal(nlc_jax.decode(result.data, checkpoint=str(exported)),
                                   result.reconstruction)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "paper"])
+def test_every_preset_builds_its_task(preset):
+    """Config values only (no compilation): sizes, crop multiple, step curves, coding settings."""
+    task = RvdiffTask(get_config(preset), autoencoder=toy_autoencoder(channels=32))
+    mc = task.model_config()
+    assert mc["codec"] == "rvdiff" and mc["channels"] == 32
+    assert len(mc["y_steps"]) == get_config(preset).model.knots + 1
+    assert np.all(np.diff(mc["y_steps"]) > 0) and np.all(np.diff(mc["z_steps"]) > 0)
+    assert int(get_config(preset).crop) % (8 * task.model.stride) == 0
