@@ -121,3 +121,35 @@ def test_taef2_latent_space_round_trip(tmp_path):
     result = codec.encode(image(64, 64))
     np.testing.assert_array_equal(nlc_jax.decode(result.data, checkpoint=str(tmp_path)),
                                   result.reconstruction)
+
+
+@pytest.mark.slow  # a second Python process compiles the decoder (~20 s)
+def test_another_process_decodes_the_same_image(tmp_path):
+    """The sampler's noise and updates are fixed by the file: a fresh process (other jit caches,
+    other memory layout) decodes the encoder's image exactly."""
+    import subprocess
+    import sys
+
+    ae = toy_autoencoder()
+    task = training.RvdiffTask(tiny_config(), autoencoder=ae)
+    export_inference(tmp_path / "export", task.export(task.init(jax.random.key(0), 64)),
+                     task.model_config())
+    from nlc_jax.codecs.rvdiff import make_codec
+
+    coder = make_codec(config_dict.ConfigDict({"checkpoint": str(tmp_path / "export"),
+                                               "rate": 0.7, "steps": 4, "alpha_max": 1.0,
+                                               "noise_seed": 12345}), autoencoder=ae)
+    result = coder.encode(image(48, 80))
+    (tmp_path / "a.nlc").write_bytes(result.data)
+    here, data = str(Path(__file__).parent), str(tmp_path / "a.nlc")
+    export, out = str(tmp_path / "export"), str(tmp_path / "out.npy")
+    script = (f"import sys; sys.path.insert(0, {here!r})\n"
+              "import numpy as np\n"
+              "from rvdiff_helpers import toy_autoencoder\n"
+              "from nlc_jax.codecs.rvdiff import training\n"
+              "training.load_autoencoder = lambda config: toy_autoencoder()\n"
+              "import nlc_jax\n"
+              f"np.save({out!r}, nlc_jax.decode(open({data!r}, 'rb').read(), "
+              f"checkpoint={export!r}))\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=600)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), result.reconstruction)
