@@ -181,6 +181,16 @@ def test_corrupted_and_truncated_files_raise(exports):
         GLCCodec.from_params(params, model_config).decode(data)
 
 
+def test_overflowing_model_still_codes_bit_exactly(exports):
+    """An under-trained model whose blocks overflow (here: a huge rate vector) gets clipped,
+    finite coder parameters on both sides instead of failing."""
+    params, model_config, _ = load_inference(exports[1])
+    params["latent"]["params"]["q_enc"] = params["latent"]["params"]["q_enc"] * 1e12
+    codec = GLCCodec.from_params(params, model_config, rate_index=1)
+    result = codec.encode(image(64, 64, 4))
+    np.testing.assert_array_equal(codec.decode(result.data), result.reconstruction)
+
+
 def test_missing_model_is_named(exports):
     data = codec(exports[1]).encode(image(64, 64, 2)).data
     with pytest.raises(BitstreamError, match=f"glc file decodes only.*{file_weights_hash(data).hex()}"):

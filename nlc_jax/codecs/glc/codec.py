@@ -39,6 +39,7 @@ from nlc_jax.entropy.coding import ConditionalDecoder, ConditionalEncoder
 from nlc_jax.metrics.psnr import psnr
 
 HASH_BYTES = 8
+PARAM_BOUND = 1e4  # coder parameters (step, scale, mean) and the context features are clipped here
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -48,16 +49,24 @@ def _analyse(vq: VQAutoencoder, latent: LatentCodec, p_vq, p_lat, x, rate):
                            method="hyper_indices")
 
 
+def _bounded(x: jax.Array) -> jax.Array:
+    """Coder parameters kept finite and in range (±``PARAM_BOUND``; NaN → the bound): the
+    multiplicative blocks of an under-trained model can overflow on unusual inputs, and the
+    coder refuses non-finite parameters. Encoder and decoder apply the same map."""
+    return jnp.clip(jnp.nan_to_num(x, nan=PARAM_BOUND), -PARAM_BOUND, PARAM_BOUND)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _hyper(latent: LatentCodec, p_lat, idx):
     common, reduced = latent.apply(p_lat, latent.apply(p_lat, idx, method="hyper_embed"),
                                    method="hyper_synthesise")
-    return (*split_common(common), reduced)
+    return (*(_bounded(a) for a in split_common(common)), _bounded(reduced))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _context(latent: LatentCodec, k: int, p_lat, y_hat, reduced):
-    return latent.apply(p_lat, k, y_hat, reduced, method="context")
+    scales, means = latent.apply(p_lat, k, y_hat, reduced, method="context")
+    return _bounded(scales), _bounded(means)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -152,7 +161,7 @@ class GLCCodec:
         z_bytes = (hyper_coding.pack_indices(idx, self.kz) if self.mode == hyper_coding.FIXED
                    else hyper_coding.encode_with_prior(idx, self.counts))
         step_now = np.asarray(_hyper(self.latent, self.p_lat, jnp.asarray(idx)[None])[0])
-        ys = np.asarray(y) / step_now
+        ys = np.clip(np.nan_to_num(np.asarray(y) / step_now), -PARAM_BOUND, PARAM_BOUND)
         encoder = ConditionalEncoder("gaussian")
 
         def code(_k, m, scales, mu):
