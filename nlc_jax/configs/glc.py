@@ -11,9 +11,9 @@ training and coding config, one file for the three stages.
 * ``joint`` (stage III, optional): starts from a stage-II export (``init_checkpoint``) and also
   trains the VQ decoder, with the pixel, LPIPS and GAN terms.
 
-Presets (``--config glc:<preset>``): ``tiny`` (tests, seconds), ``cpu`` (a few hours on a
-2-core CPU for all stages), ``paper`` (VQGAN nf 128, [1, 1, 2, 2, 4], K=16384, D=256;
-256-channel transforms; for accelerators).
+Presets (``--config glc:<preset>``): ``tiny`` (tests, seconds), ``cpu`` (2,000 steps per
+stage: an estimated 3–6 h in all on a 2-core CPU, step times in ``docs/glc.md``), ``paper``
+(VQGAN nf 128, [1, 1, 2, 2, 4], K=16384, D=256; 256-channel transforms; for accelerators).
 """
 
 from ml_collections import config_dict
@@ -42,7 +42,7 @@ AUX_NETS = {
 # crop, batch, steps, warm-up, learning rate, discriminator start, eval images
 TRAINING = {
     "tiny": (64, 2, 20, 2, 1e-3, 10, 1),
-    "cpu": (128, 4, 3000, 50, 2e-4, 1500, 4),
+    "cpu": (128, 4, 2000, 50, 2e-4, 1000, 4),
     "paper": (256, 8, 500_000, 1000, 1e-4, 50_000, 24),
 }
 
