@@ -43,12 +43,12 @@ def exports(tmp_path_factory):
     code just as exactly)."""
     root = tmp_path_factory.mktemp("glc")
     ae = make_task(tiny_config())
-    init = jax.jit(ae.init, static_argnums=1)  # one compiled init instead of eager op by op
-    export_inference(root / "ae", ae.export(init(jax.random.key(0), 64)), ae.model_config())
+    vq = jax.jit(ae.model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))  # no discriminator
+    export_inference(root / "ae", {"autoencoder": vq}, ae.model_config())
     tc = make_task(tiny_config(stage="transform", autoencoder_checkpoint=str(root / "ae")))
-    tc.code.enabled = False  # not exported: no need to initialise it
-    init = jax.jit(tc.init, static_argnums=1)
-    export_inference(root / "tc", tc.export(init(jax.random.key(1), 64)), tc.model_config())
+    latent = jax.jit(tc.latent.init)(jax.random.key(1), jnp.zeros((1, 4, 4, 16)),
+                                     jnp.zeros((1,), jnp.int32))  # no code predictor
+    export_inference(root / "tc", tc.export({"vq": vq, "latent": latent}), tc.model_config())
     return root / "ae", root / "tc"
 
 
