@@ -138,5 +138,5 @@ def test_file_without_its_model_names_the_weights_it_needs(trained):
 def test_trainable_codecs_come_from_the_registry():
     assert registry.task_factory("hyperprior")(tiny_config()).model_config()["codec"] == "hyperprior"
     with pytest.raises(ValueError, match="codec 'coolchic' cannot be trained; trainable codecs: "
-                                         "hyperprior"):
+                                         "glc, hyperprior, rvdiff"):
         registry.task_factory("coolchic")
