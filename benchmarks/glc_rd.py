@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -31,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
 
+from nlc_jax.bitstream import SectionType  # noqa: E402
+from nlc_jax.bitstream.container import read_image_container  # noqa: E402
 from nlc_jax.codecs.glc import make_codec  # noqa: E402
 from nlc_jax.codecs.weights import load_inference  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
@@ -39,6 +40,7 @@ from nlc_jax.eval import measure  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.lpips import load_lpips_params  # noqa: E402
 from nlc_jax.metrics.rd import METRICS, make_curve, write_tsv  # noqa: E402
+from nlc_jax.metrics.round_trip import timed_round_trips  # noqa: E402
 
 
 def codec_name(mode: str) -> str:
@@ -69,31 +71,19 @@ def code_images(checkpoint: Path, rate_index: int, mode: str, sources, lpips_par
     """Encode + decode + measure every image at one rate index and hyper coding."""
     codec = make_codec({"checkpoint": str(checkpoint), "rate_index": rate_index,
                         "hyper_coding": mode})
-    first = sources[0].load()
-    t0 = time.perf_counter()
-    codec.decode(codec.encode(first).data)
-    warmup_s = time.perf_counter() - t0
-    records, enc_s, dec_s = [], [], []
-    for src in sources:
-        image = src.load()
-        t0 = time.perf_counter()
-        result = codec.encode(image)
-        enc_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        decoded = codec.decode(result.data)
-        dec_s.append(time.perf_counter() - t0)
-        if not np.array_equal(decoded, result.reconstruction):
-            raise RuntimeError(f"{src.name}: decoded image differs from the encoder's "
-                               f"reconstruction (rate {rate_index}, {mode})")
-        if files is not None:
-            atomic_write_bytes(files / f"{mode}_r{rate_index}" / f"{src.name}.nlc", result.data)
+    trips, timing = timed_round_trips(codec, sources, None if files is None
+                                      else files / f"{mode}_r{rate_index}",
+                                      f"rate {rate_index}, {mode}")
+    records = []
+    for name, image, data, decoded in trips:
         h, w = image.shape[:2]
-        records.append({"codec": codec_name(mode), "point": f"r{rate_index}", "image": src.name,
-                        "bpp": 8.0 * len(result.data) / (h * w),
-                        "bpp_z": result.info["bpp_z"], "bpp_y": result.info["bpp_y"],
+        container = read_image_container(data, "glc")
+        records.append({"codec": codec_name(mode), "point": f"r{rate_index}", "image": name,
+                        "bpp": 8.0 * len(data) / (h * w),
+                        "bpp_z": 8.0 * len(container.section(SectionType.HYPER)) / (h * w),
+                        "bpp_y": 8.0 * len(container.section(SectionType.LATENTS)) / (h * w),
                         **measure(image, decoded, lpips_params)})
-    return records, {"warmup_encode_decode_s": warmup_s, "encode_s_mean": float(np.mean(enc_s)),
-                     "decode_s_mean": float(np.mean(dec_s))}
+    return records, timing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

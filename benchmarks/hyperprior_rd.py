@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -52,6 +51,7 @@ from nlc_jax.metrics.rd import (  # noqa: E402
     reference_records,
     write_tsv,
 )
+from nlc_jax.metrics.round_trip import timed_round_trips  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 ANCHOR = "CompressAI mbt2018-mean"
@@ -104,31 +104,14 @@ def code_model(workdir: Path, rate_index: int, sources, files: Path | None, code
                point: str) -> tuple[list[dict], dict]:
     """Encode + decode every image with one model at one rate index → (records, timings)."""
     codec = make_codec({"checkpoint": str(workdir), "rate_index": rate_index})
-    first = sources[0].load()
-    t0 = time.perf_counter()
-    codec.decode(codec.encode(first).data)
-    warmup_s = time.perf_counter() - t0
-    records, enc_s, dec_s = [], [], []
-    for src in sources:
-        image = src.load()
-        t0 = time.perf_counter()
-        result = codec.encode(image)
-        enc_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        decoded = codec.decode(result.data)
-        dec_s.append(time.perf_counter() - t0)
-        if not np.array_equal(decoded, result.reconstruction):
-            raise RuntimeError(f"{src.name}: decoded image differs from the encoder's "
-                               f"reconstruction ({workdir}, rate {rate_index})")
-        if files is not None:
-            atomic_write_bytes(files / f"{Path(workdir).name}_r{rate_index}" /
-                               f"{src.name}.nlc", result.data)
-        h, w = image.shape[:2]
-        records.append({"codec": codec_name, "point": point, "image": src.name,
-                        "bpp": 8.0 * len(result.data) / (h * w),
-                        "psnr_db": psnr_exact(image, decoded)})
-    return records, {"warmup_encode_decode_s": warmup_s, "encode_s_mean": float(np.mean(enc_s)),
-                     "decode_s_mean": float(np.mean(dec_s))}
+    trips, timing = timed_round_trips(codec, sources, None if files is None
+                                      else files / f"{Path(workdir).name}_r{rate_index}",
+                                      f"{workdir}, rate {rate_index}")
+    records = [{"codec": codec_name, "point": point, "image": name,
+                "bpp": 8.0 * len(data) / (image.shape[0] * image.shape[1]),
+                "psnr_db": psnr_exact(image, decoded)}
+               for name, image, data, decoded in trips]
+    return records, timing
 
 
 def classic_records(sources) -> list[dict]:

@@ -16,7 +16,7 @@ mbt2018-mean uses 0.0018, 0.0035, 0.0067, 0.0130 (N=128) and 0.0250, 0.0483, 0.0
 
 from ml_collections import config_dict
 
-from nlc_jax.configs.common import preset_entries
+from nlc_jax.configs.common import add_training_fields, preset_entries
 
 PRESETS = {
     # name: (N, M, crop, batch, steps, warmup, eval_images, learning rate)
@@ -40,28 +40,5 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     c.rate_index = 0
     c.compute_dtype = "float32"  # or "bfloat16" (parameters stay float32)
 
-    c.data = "../shared/data/train"  # image folder / glob, or tfds:<name>[:split]
-    c.tfds_data_dir = ""  # tfds data folder for tfds: data ("": tfds' default)
-    c.crop = crop
-    c.batch_size = batch
-    c.data_threads = 4
-    c.prefetch = 8
-    c.seed = 0
-
-    c.num_steps = steps
-    c.stop_at_step = 0  # > 0: stop (checkpointed) at this step; run again to continue
-    c.learning_rate = lr
-    c.warmup_steps = warmup
-    c.end_lr_factor = 0.1
-    c.grad_clip = 1.0
-
-    c.log_every = 50
-    c.checkpoint_every = 1000
-    c.keep_checkpoints = 3
-    c.eval_every = 10_000  # 0: only at the end
-    c.eval_data = "../shared/data/kodak"
-    c.eval_images = eval_images
-    c.progress = True
-
-    c.checkpoint = ""  # encode/decode: a training workdir or its export/ directory
-    return c
+    return add_training_fields(c, crop=crop, batch_size=batch, num_steps=steps,
+                               warmup_steps=warmup, learning_rate=lr, eval_images=eval_images)
