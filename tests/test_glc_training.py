@@ -3,10 +3,6 @@ one step and checkpoint round trip, and a killed stage-I run resumed to the same
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import jax
@@ -15,7 +11,7 @@ import numpy as np
 import pytest
 from ml_collections import config_dict
 from PIL import Image
-from toy_codec import subprocess_env
+from train_helpers import run_train
 
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.glc.training import build_latent_codec, latent_settings, make_task
@@ -144,23 +140,8 @@ def test_killed_stage_one_run_resumes_to_the_same_parameters(tmp_path):
              "--config.loss.lpips_weight=0", "--config.loss.disc_start=5",
              "--config.autoencoder.restart_threshold=0.5"]
 
-    def train(workdir: Path, kill_at_step: int | None = None) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}", *flags]
-        if kill_at_step is None:
-            return subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True,
-                                  text=True, timeout=900)
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 600
-        while proc.poll() is None and time.monotonic() < deadline:
-            steps = [int(p.name) for p in workdir.glob("checkpoints/*") if p.name.isdigit()]
-            if steps and max(steps) >= kill_at_step:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "train.py finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        return proc
+    def train(workdir: Path, kill_at_step: int | None = None):
+        return run_train(workdir, flags, kill_at_step)
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert train(straight).returncode == 0

@@ -7,13 +7,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from toy_codec import ToyCodec, subprocess_env
+from train_helpers import run_train
 
 from nlc_jax.fit.pipeline import COLUMNS
 
@@ -100,29 +100,14 @@ def test_train_killed_and_resumed_gives_the_same_final_parameters(tmp_path):
     for i in range(4):
         base = rng.integers(0, 256, (9, 9, 3)).repeat(8, 0).repeat(8, 1)[:70, :70]
         Image.fromarray(base.astype(np.uint8)).save(data / f"im{i}.png")
-    flags = [f"--config={ROOT / 'configs' / 'hyperprior.py'}:tiny", f"--config.data={data}",
+    flags = [f"--config={ROOT / 'nlc_jax' / 'configs' / 'hyperprior.py'}:tiny", f"--config.data={data}",
              "--config.model.n=8", "--config.model.m=8", "--config.crop=64",
              "--config.batch_size=4", "--config.num_steps=40", "--config.warmup_steps=0",
              "--config.log_every=1", "--config.checkpoint_every=2", "--config.eval_images=0",
              "--config.progress=False", "--config.data_threads=1"]
 
-    def train(workdir: Path, kill_at_step: int | None = None) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}", *flags]
-        if kill_at_step is None:
-            return subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                                  timeout=900)
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 600
-        while proc.poll() is None and time.monotonic() < deadline:
-            steps = [int(p.name) for p in workdir.glob("checkpoints/*") if p.name.isdigit()]
-            if steps and max(steps) >= kill_at_step:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "train.py finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        return proc
+    def train(workdir: Path, kill_at_step: int | None = None):
+        return run_train(workdir, flags, kill_at_step)
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert train(straight).returncode == 0
