@@ -181,9 +181,35 @@ def test_parallel_coding_equals_sequential(codec, images, batched, monkeypatch):
         assert results[i].data == codec.finalize(params, target, image, lm).data
 
     class Failing(ToyCodec):
-        def finalize(self, params, target, image, lmbda):
+        def finalize(self, params, target, image, lmbda, refine=True):
             if lmbda < 0.001:
                 raise ValueError("cannot code this fit")
-            return super().finalize(params, target, image, lmbda)
+            return super().finalize(params, target, image, lmbda, refine)
     with pytest.raises(ValueError, match="cannot code this fit"):
         coding._finalize_all(Failing(steps=40), jobs)
+
+
+def test_candidates_are_ranked_unrefined_and_only_winners_refined(images):
+    """Several decoder candidates: every fit is coded with ``refine=False`` to rank them, then
+    each image's winner alone is coded in full (COOL-CHIC's weight RDOQ runs once per image)."""
+    from nlc_jax.fit import coding
+
+    calls = []
+
+    class Recording(ToyCodec):
+        def finalize(self, params, target, image, lmbda, refine=True):
+            calls.append((self.name, refine))
+            return super().finalize(params, target, image, lmbda, refine)
+
+    candidates = [Recording(steps=2, name="short"), Recording(steps=40, name="long")]
+    engines = [Engine(c, None, OPTIONS) for c in candidates]
+    coded = coding.code_batch(candidates, engines, list(images), [0.0005, 0.0005], [3, 4],
+                              options=OPTIONS)
+    assert sorted(calls[:4]) == [("long", False)] * 2 + [("short", False)] * 2
+    winners = [min(c.costs, key=c.costs.get) for c in coded]
+    assert sorted(calls[4:]) == sorted((w, True) for w in winners)
+    for c, image in zip(coded, images, strict=True):
+        assert set(c.costs) == {"short", "long"}
+        codec = candidates[[x.name for x in candidates].index(min(c.costs, key=c.costs.get))]
+        expected = codec.finalize(c.params, codec.prepare_target(image), image, 0.0005)
+        assert c.result.data == expected.data

@@ -54,7 +54,8 @@ def test_refine_trades_distortion_for_rate():
 
 
 def test_coolchic_rdoq_lowers_the_file_cost():
-    """On a COOL-CHIC fit the refined weights give a file with a lower MSE + λ·bpp."""
+    """On a COOL-CHIC fit the refined weights give a file with a lower MSE + λ·bpp;
+    ``finalize(refine=False)`` (how decoder candidates are ranked) writes the unrefined file."""
     from coolchic_helpers import get_config, random_params, smooth_image
 
     from nlc_jax.codecs.coolchic import CoolChic
@@ -71,3 +72,5 @@ def test_coolchic_rdoq_lowers_the_file_cost():
         np.testing.assert_array_equal(codec.decode(result.data), result.reconstruction)
         costs.append(rd_cost(result.data, result.reconstruction, image, 1e-2))
     assert costs[1] < costs[0]
+    unrefined = codec.finalize(params, codec.prepare_target(image), image, 1e-2, refine=False)
+    assert rd_cost(unrefined.data, unrefined.reconstruction, image, 1e-2) == costs[0]

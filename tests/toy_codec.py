@@ -101,7 +101,8 @@ class ToyCodec:
     def eval_loss(self, params, target, mask, lmbda):
         return self._loss(params, target, mask, lmbda, jnp.round(params["latents"]))
 
-    def finalize(self, params, target, image, lmbda) -> EncodeResult:
+    def finalize(self, params, target, image, lmbda, refine=True) -> EncodeResult:
+        del refine  # nothing to refine
         h, w, _ = target.shape
         q = np.clip(np.round(np.asarray(params["latents"])[:h, :w]), -127, 127).astype(np.int8)
         wts = np.asarray(params["w"], np.float32)

@@ -106,8 +106,12 @@ class OverfittedCodec(Protocol):
         ...
 
     def finalize(self, params: Params, target: np.ndarray, image: np.ndarray,
-                 lmbda: float) -> EncodeResult:
-        """Host side, one unpadded fit: quantize and entropy-code everything, write the file."""
+                 lmbda: float, refine: bool = True) -> EncodeResult:
+        """Host side, one unpadded fit: quantize and entropy-code everything, write the file.
+
+        ``refine=False`` skips the encoder's optional search after quantization (COOL-CHIC's
+        weight RDOQ): a quicker, slightly larger file, used to rank decoder candidates.
+        """
         ...
 
     def decode(self, data: bytes) -> np.ndarray:

@@ -147,10 +147,9 @@ class EncodeBatch(beam.DoFn):
         self.settings = settings
 
     def setup(self) -> None:
+        from nlc_jax.fit.coding import decoder_candidates
         from nlc_jax.fit.engine import Engine, make_mesh
-        codec = self._codec.get()
-        self.candidates = codec.arch_candidates() if hasattr(codec, "arch_candidates") \
-            else [codec]
+        self.candidates = decoder_candidates(self._codec.get())
         mesh = make_mesh()
         self.engines = [Engine(c, mesh, self.settings.options) for c in self.candidates]
         self.device = device_description()

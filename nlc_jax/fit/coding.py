@@ -1,6 +1,8 @@
 """One batch of images, in memory: prepare targets → pad to one shape → :func:`fit_batch` →
 take each fit's parameters → ``finalize`` into a file (gray inputs marked gray), with every
-decoder candidate of the codec, keeping per fit the file of lowest ``MSE + λ·bpp``.
+decoder candidate of the codec, keeping per fit the file of lowest ``MSE + λ·bpp``. Candidates
+are ranked on files coded without refinement (``finalize(refine=False)``: no weight RDOQ);
+only each fit's winner is then coded in full.
 
 :func:`code_batch` is what :func:`nlc_jax.encode`, ``nlc-encode`` (through
 :mod:`nlc_jax.fit.pipeline`), the demo and the benchmarks run; nothing else rebuilds the steps.
@@ -32,7 +34,8 @@ class CodedFit:
         diverged (see ``error``) or was not asked for.
       params: the kept candidate's fitted parameters (one fit's pytree, on the host).
       eval_loss: the engine's hard-quantized loss of the kept candidate's fit.
-      costs: ``MSE + λ·bpp`` of each decoder candidate's file, by candidate label.
+      costs: ``MSE + λ·bpp`` of each decoder candidate's file, by candidate label (with
+        several candidates, of their files coded without refinement, as they were ranked).
       error: why there is no result (``None`` when there is one).
     """
 
@@ -112,9 +115,13 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
     """
     options = options or FitOptions()
     wanted = [True] * len(images) if wanted is None else list(wanted)
-    best: list[CodedFit | None] = [None] * len(images)
+    # With several candidates each is coded unrefined (no weight RDOQ) to rank them; only each
+    # fit's winner is then coded in full.
+    refine = len(candidates) == 1
+    best: list[tuple[int, CodedFit] | None] = [None] * len(images)
     costs: list[dict[str, float]] = [{} for _ in images]
     errors: list[str | None] = [None] * len(images)
+    jobs_of: list[dict[int, tuple[Params, np.ndarray, np.ndarray, float]]] = []
     for codec, engine in zip(candidates, engines, strict=True):
         targets = [np.asarray(codec.prepare_target(image), np.float32) for image in images]
         shape = padded_shape(targets, multiple)
@@ -137,27 +144,34 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
                 continue
             params = jax.tree.map(lambda x, i=i: np.asarray(x[i]), fit.params)
             jobs[i] = (params, target, image, float(lmbda))
-        for i, result in _finalize_all(codec, jobs).items():
+        jobs_of.append(jobs)
+        for i, result in _finalize_all(codec, jobs, refine).items():
             params, image, lmbda = jobs[i][0], images[i], float(lmbdas[i])
             cost = rd_cost(result.data, result.reconstruction, image, lmbda)
             if best[i] is None or cost < min(costs[i].values()):
-                best[i] = CodedFit(result, params, float(fit.eval_loss[i]), costs[i])
+                best[i] = (len(jobs_of) - 1, CodedFit(result, params, float(fit.eval_loss[i]),
+                                                      costs[i]))
             costs[i][label] = cost
         if checkpoint is not None:
             checkpoint.clear()
-    return [b if b is not None else CodedFit(None, None, float("nan"), costs[i], errors[i])
+    if not refine:
+        for k, codec in enumerate(candidates):
+            won = {i: jobs_of[k][i] for i, b in enumerate(best) if b is not None and b[0] == k}
+            for i, result in _finalize_all(codec, won, True).items():
+                best[i] = (k, dataclasses.replace(best[i][1], result=result))
+    return [b[1] if b is not None else CodedFit(None, None, float("nan"), costs[i], errors[i])
             for i, b in enumerate(best)]
 
 
 def _finalize_all(codec: OverfittedCodec,
-                  jobs: dict[int, tuple[Params, np.ndarray, np.ndarray, float]]
-                  ) -> dict[int, EncodeResult]:
+                  jobs: dict[int, tuple[Params, np.ndarray, np.ndarray, float]],
+                  refine: bool = True) -> dict[int, EncodeResult]:
     """``codec.finalize`` of every ``(params, target, image, λ)`` job, on one thread per CPU
     core (a finalize is a long run of small jitted evaluations, weight RDOQ's, which release
     the GIL while XLA computes), results in job order; the first error is raised."""
     def one(job):
         params, target, image, lmbda = job
-        return code_as_gray(codec.finalize(params, target, image, lmbda), image)
+        return code_as_gray(codec.finalize(params, target, image, lmbda, refine), image)
     workers = min(len(jobs), os.cpu_count() or 1)
     if workers <= 1:
         return {i: one(job) for i, job in jobs.items()}

@@ -146,11 +146,11 @@ class Clric(CoolChic):
         return latent_mse + self.pixel_weight * pixel_mse
 
     # ---- bitstream ----------------------------------------------------------------------
-    def finalize(self, params, target: np.ndarray, image: np.ndarray,
-                 lmbda: float) -> EncodeResult:
+    def finalize(self, params, target: np.ndarray, image: np.ndarray, lmbda: float,
+                 refine: bool = True) -> EncodeResult:
         h, w = image.shape[:2]
         latent_target = np.asarray(target, np.float32)[..., :self.arch.out_channels]
-        sections, grids, nets, arch = self.code_fit(params, latent_target, lmbda)
+        sections, grids, nets, arch = self.code_fit(params, latent_target, lmbda, refine)
         data = write_container(self.name, h, w, 3, 8, [
             sections[0], (SectionType.AUX, self._ae.section()), *sections[1:]])
         latent = synthesize_numpy(grids, nets, arch)

@@ -243,9 +243,10 @@ class CoolChic(recipe.RecipeMixin):
                              lambda i, x: quantize(x, "round", None, 0.0, 0.0))
 
     # ---- bitstream ----------------------------------------------------------------------
-    def code_fit(self, params, target: np.ndarray,
-                 lmbda: float) -> tuple[list[tuple[int, bytes]], list[np.ndarray], dict, Arch]:
-        """Quantize and entropy-code one fit whose unpadded target is ``[h, w, C]``.
+    def code_fit(self, params, target: np.ndarray, lmbda: float, refine: bool = True
+                 ) -> tuple[list[tuple[int, bytes]], list[np.ndarray], dict, Arch]:
+        """Quantize and entropy-code one fit whose unpadded target is ``[h, w, C]`` (weight
+        RDOQ after the step search unless ``refine`` is false).
 
         Returns the ``HEADER``, ``NETWORKS`` and ``LATENTS`` sections, the integer grids
         (latents, then hyper-latents), the dequantized networks (what the decoder will have) and
@@ -279,7 +280,7 @@ class CoolChic(recipe.RecipeMixin):
         scheme = min(searched, key=lambda name: searched[name][1])
         exps = searched[scheme][0]
         qnets = param_coding.quantize(nets, exps)
-        if int(self.config.recipe.get("rdoq_passes", 0)):
+        if refine and int(self.config.recipe.get("rdoq_passes", 0)):
             def make_cost(module, weights):
                 return self._rdoq_cost(module, weights, coded, fixed, arch)
             qnets = weight_rdoq.refine(qnets, exps, make_cost, lmbda, n_pixels,
@@ -334,10 +335,10 @@ class CoolChic(recipe.RecipeMixin):
             jax.vmap(loss, in_axes=(0, None, None, None, None, None))))
         return lambda stacked: fn(stacked, weights, latents, target, mask, lmbda)
 
-    def finalize(self, params, target: np.ndarray, image: np.ndarray,
-                 lmbda: float) -> EncodeResult:
+    def finalize(self, params, target: np.ndarray, image: np.ndarray, lmbda: float,
+                 refine: bool = True) -> EncodeResult:
         h, w = image.shape[:2]
-        sections, grids, deq, arch = self.code_fit(params, target, lmbda)
+        sections, grids, deq, arch = self.code_fit(params, target, lmbda, refine)
         data = write_container(self.name, h, w, 3, 8, sections)
         recon = reconstruct(grids, deq, arch)
         n = h * w

@@ -122,9 +122,9 @@ class Noise2Latent(recipe.RecipeMixin):
         return self._forward(params, target, mask, lmbda, "round", None)
 
     # ---- bitstream ----------------------------------------------------------------------
-    def finalize(self, params, target: np.ndarray, image: np.ndarray,
-                 lmbda: float) -> EncodeResult:
-        del target, lmbda
+    def finalize(self, params, target: np.ndarray, image: np.ndarray, lmbda: float,
+                 refine: bool = True) -> EncodeResult:
+        del target, lmbda, refine  # no search after quantization: the file is the fit
         h, w = image.shape[:2]
         seed = seed_of(params)
         nets = {k: jax.tree.map(np.asarray, params[k]) for k in NETWORKS}
