@@ -1,6 +1,6 @@
 """Fuzz every codec's decoder with mutated real files (``nlc_jax.fuzz``).
 
-    python benchmarks/fuzz_decoders.py [--codecs coolchic,clric,noise2latent,hyperprior]
+    python benchmarks/fuzz_decoders.py [--codecs coolchic,clric,noise2latent,hyperprior,glc,rvdiff]
         [--count 100000] [--budget_s 900] [--sweep] [--seed 0] [--corpus DIR]
         [--time_limit_s 30] [--time_per_mpx_s 120] [--memory_limit_mib 1024]
         [--output fuzz_out]

@@ -18,8 +18,8 @@ from nlc_jax.bitstream import BitstreamError
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.glc import GLCCodec, file_weights_hash, hyper_coding
 from nlc_jax.codecs.glc.latent_codec import four_part_masks
-from nlc_jax.codecs.glc.training import GLCConfigError, make_task
-from nlc_jax.codecs.weights import CheckpointError, export_inference, load_inference
+from nlc_jax.codecs.glc.training import GLCConfigError, export_untrained, make_task
+from nlc_jax.codecs.weights import CheckpointError, load_inference
 
 
 def tiny_config(**overrides):
@@ -42,13 +42,7 @@ def exports(tmp_path_factory):
     """(stage-I export, stage-II export) of randomly initialised tiny models (untrained weights
     code just as exactly)."""
     root = tmp_path_factory.mktemp("glc")
-    ae = make_task(tiny_config())
-    vq = jax.jit(ae.model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))  # no discriminator
-    export_inference(root / "ae", {"autoencoder": vq}, ae.model_config())
-    tc = make_task(tiny_config(stage="transform", autoencoder_checkpoint=str(root / "ae")))
-    latent = jax.jit(tc.latent.init)(jax.random.key(1), jnp.zeros((1, 4, 4, 16)),
-                                     jnp.zeros((1,), jnp.int32))  # no code predictor
-    export_inference(root / "tc", tc.export({"vq": vq, "latent": latent}), tc.model_config())
+    export_untrained(tiny_config(), root / "ae", root / "tc")
     return root / "ae", root / "tc"
 
 

@@ -16,7 +16,7 @@ from nlc_jax.codecs.rvdiff import RvdiffCodec, file_weights_hash, make_codec
 from nlc_jax.codecs.rvdiff.rate import RateError, StepCurve, initial_log_steps, rate_code
 from nlc_jax.codecs.rvdiff.sampler import SamplerError, alpha_schedule, sample, time_grid
 from nlc_jax.codecs.rvdiff.training import RvdiffConfigError, RvdiffTask
-from nlc_jax.codecs.weights import CheckpointError, export_inference, load_inference
+from nlc_jax.codecs.weights import CheckpointError, export_untrained, load_inference
 from nlc_jax.configs.rvdiff import get_config
 
 
@@ -28,11 +28,8 @@ def ae() -> BoundAutoencoder:
 @pytest.fixture(scope="module")
 def exported(ae, tmp_path_factory):
     """Export of a randomly initialised tiny model (untrained weights code just as exactly)."""
-    task = RvdiffTask(tiny_config(), autoencoder=ae)
-    params = task.init(jax.random.key(0), 64)
-    directory = tmp_path_factory.mktemp("export")
-    export_inference(directory, task.export(params), task.model_config())
-    return directory
+    return export_untrained(tmp_path_factory.mktemp("export"),
+                            RvdiffTask(tiny_config(), autoencoder=ae))
 
 
 def codec_of(directory, ae, **settings) -> RvdiffCodec:

@@ -88,6 +88,14 @@ def export_inference(directory: str | Path, params: Any, model_config: dict[str,
     return directory
 
 
+def export_untrained(directory: str | Path, task: Any, crop: int = 64, seed: int = 0) -> Path:
+    """Export the randomly initialised parameters of a training ``task`` (``init(rng, crop)``,
+    ``export``, ``model_config``) to ``directory``: untrained weights code just as exactly, for
+    tests and the fuzzing corpus. Returns the directory."""
+    return export_inference(directory, task.export(task.init(jax.random.key(seed), crop)),
+                            task.model_config())
+
+
 def load_inference(directory: str | Path) -> tuple[Any, dict[str, Any], bytes]:
     """Read an inference export: ``(params, model_config, weights_hash)``.
 

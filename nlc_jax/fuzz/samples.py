@@ -3,9 +3,10 @@
 Each file is written by its codec's own encoder path (``finalize`` / ``encode``) from a small
 image and random (untrained) parameters, which code as exactly as fitted ones and take seconds
 instead of minutes. Files are small (a few hundred bytes) so that truncation at every length is
-cheap. CLRIC needs an autoencoder and the hyperprior its trained weights: a 4-channel TAE with
-numpy-drawn random weights (:func:`corpus_tae`, rebuilt identically by the decoders) and a
-randomly initialised tiny hyperprior exported next to the files.
+cheap. CLRIC and rvdiff need an autoencoder, and the hyperprior, GLC and rvdiff their trained
+weights: a 4-channel TAE with numpy-drawn random weights (:func:`corpus_tae`, rebuilt identically
+by the decoders), and randomly initialised models, smaller than their ``tiny`` presets, exported
+next to the files (:data:`MODELS`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import numpy as np
 
 from nlc_jax.codecs import registry
 
-CODECS = ("coolchic", "clric", "noise2latent", "hyperprior")
+CODECS = ("coolchic", "clric", "noise2latent", "hyperprior", "glc", "rvdiff")
 #: the corpus's image size per codec (height, width): a few hundred bytes to 3 KB per file
-SIZES = {"coolchic": (11, 9), "clric": (20, 28), "noise2latent": (13, 10), "hyperprior": (20, 24)}
-HYPERPRIOR_MODEL = "hyperprior_model"
+SIZES = {"coolchic": (11, 9), "clric": (20, 28), "noise2latent": (13, 10), "hyperprior": (20, 24),
+         "glc": (24, 20), "rvdiff": (20, 28)}
+#: the folder of each trained codec's model export, next to the files
+MODELS = {"hyperprior": "hyperprior_model", "glc": "glc_model", "rvdiff": "rvdiff_model"}
+HYPERPRIOR_MODEL = MODELS["hyperprior"]
 _TAE = "taesd"
 
 
@@ -98,29 +102,63 @@ def _noise2latent(size: tuple[int, int]) -> tuple[bytes, np.ndarray]:
     return _overfitted(registry.make(config), smooth_image(*size, seed=5), 1e-3, seed=11)
 
 
-def _hyperprior(size: tuple[int, int], directory: Path) -> tuple[bytes, np.ndarray]:
-    from ml_collections import config_dict
-
+def _hyperprior(size: tuple[int, int], model: Path) -> tuple[bytes, np.ndarray]:
     from nlc_jax.codecs.hyperprior.training import HyperpriorTask
-    from nlc_jax.codecs.weights import export_inference
+    from nlc_jax.codecs.weights import export_untrained
     from nlc_jax.config_files import load_config
 
     config = load_config("hyperprior", "tiny")
     config.model.n, config.model.m = 8, 12
-    task = HyperpriorTask(config)
-    model = directory / HYPERPRIOR_MODEL
-    export_inference(model, task.export(task.init(jax.random.key(0), 64)), task.model_config())
-    codec = registry.make(config_dict.ConfigDict({"codec": "hyperprior",
-                                                  "checkpoint": str(model)}))
-    result = codec.encode(smooth_image(*size, seed=6))
+    export_untrained(model, HyperpriorTask(config))
+    return _encoded(registry.make(_checkpoint_config("hyperprior", model)), size, seed=6)
+
+
+def _glc(size: tuple[int, int], model: Path) -> tuple[bytes, np.ndarray]:
+    import tempfile
+
+    from nlc_jax.codecs.glc.training import export_untrained
+    from nlc_jax.config_files import load_config
+
+    config = load_config("glc", "tiny")
+    config.loss.lpips_weight = 0.0  # no VGG weights needed
+    config.autoencoder.update(channels=4, channel_mult=(1,) * 5, attention_factors=(),
+                              z_channels=4, codebook_size=16, codebook_dim=8)
+    config.latent.update(n=8, hyper_codebook_size=8, hyper_dim=4)
+    with tempfile.TemporaryDirectory() as stage_one:
+        export_untrained(config, Path(stage_one), model)
+    return _encoded(registry.make(_checkpoint_config("glc", model)), size, seed=8)
+
+
+def _rvdiff(size: tuple[int, int], model: Path) -> tuple[bytes, np.ndarray]:
+    from nlc_jax.codecs.rvdiff import make_codec
+    from nlc_jax.codecs.rvdiff.training import RvdiffTask
+    from nlc_jax.codecs.weights import export_untrained
+    from nlc_jax.config_files import load_config
+
+    config = load_config("rvdiff", "tiny")
+    config.model.update(hyper_channels=4, width=8, knots=4)
+    tae = corpus_tae()
+    export_untrained(model, RvdiffTask(config, autoencoder=tae))
+    return _encoded(make_codec(_checkpoint_config("rvdiff", model), autoencoder=tae), size,
+                    seed=9)
+
+
+def _checkpoint_config(codec: str, model: Path) -> Any:
+    from ml_collections import config_dict
+
+    return config_dict.ConfigDict({"codec": codec, "checkpoint": str(model)})
+
+
+def _encoded(codec: Any, size: tuple[int, int], seed: int) -> tuple[bytes, np.ndarray]:
+    result = codec.encode(smooth_image(*size, seed=seed))
     return result.data, result.reconstruction
 
 
 def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS,
                 size: tuple[int, int] | None = None) -> dict[str, Path]:
     """Write ``<codec>.nlc`` and ``<codec>.npy`` (the encoder's reconstruction, ``[H, W, 3]``
-    uint8) for each of ``codecs`` into ``directory``, plus the hyperprior's model; returns
-    ``{codec: file}``. Images are ``size`` (height, width), by default :data:`SIZES` (tiny).
+    uint8) for each of ``codecs`` into ``directory``, plus the models of those in :data:`MODELS`
+    (``<directory>/<MODELS[codec]>``); returns ``{codec: file}``. Images are ``size`` (height, width), by default :data:`SIZES` (tiny).
 
     Raises:
       ValueError: an unknown codec name.
@@ -132,10 +170,12 @@ def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     makers = {"coolchic": _coolchic, "clric": _clric, "noise2latent": _noise2latent,
-              "hyperprior": lambda hw: _hyperprior(hw, directory)}
+              "hyperprior": _hyperprior, "glc": _glc, "rvdiff": _rvdiff}
     files = {}
     for name in codecs:
-        data, reconstruction = makers[name](size or SIZES[name])
+        hw = size or SIZES[name]
+        data, reconstruction = (makers[name](hw, directory / MODELS[name]) if name in MODELS
+                                else makers[name](hw))
         files[name] = directory / f"{name}.nlc"
         files[name].write_bytes(data)
         np.save(directory / f"{name}.npy", np.asarray(reconstruction, np.uint8))
@@ -144,12 +184,18 @@ def make_corpus(directory: str | Path, codecs: tuple[str, ...] = CODECS,
 
 def corpus_decoders(directory: str | Path) -> dict[str, Any]:
     """Decoders of the corpus in ``directory`` that the registry cannot make alone, by codec name
-    (``registry.decode_bytes(data, decoders=...)``): CLRIC with :func:`corpus_tae`, the
-    hyperprior with the corpus's model (when present)."""
+    (``registry.decode_bytes(data, decoders=...)``): CLRIC with :func:`corpus_tae`, the codecs
+    of :data:`MODELS` with the corpus's models (those present), rvdiff also with
+    :func:`corpus_tae`."""
     from nlc_jax.codecs.clric import Clric
+    from nlc_jax.codecs.rvdiff import make_codec
 
-    decoders: dict[str, Any] = {"clric": Clric(autoencoder=corpus_tae())}
-    model = Path(directory) / HYPERPRIOR_MODEL
-    if model.is_dir():
-        decoders["hyperprior"] = registry.decoder("hyperprior", str(model))
+    tae = corpus_tae()
+    decoders: dict[str, Any] = {"clric": Clric(autoencoder=tae)}
+    for codec, folder in MODELS.items():
+        model = Path(directory) / folder
+        if not model.is_dir():
+            continue
+        decoders[codec] = (make_codec({"checkpoint": str(model)}, autoencoder=tae)
+                           if codec == "rvdiff" else registry.decoder(codec, str(model)))
     return decoders

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -425,3 +426,29 @@ def make_task(config: Any) -> AutoencoderTask | TransformTask:
     if config.stage not in STAGES:
         raise GLCConfigError(f"stage must be one of {STAGES}, got {config.stage!r}")
     return AutoencoderTask(config) if config.stage == "autoencoder" else TransformTask(config)
+
+
+def export_untrained(config: Any, autoencoder_dir: str | Path, transform_dir: str | Path,
+                     seed: int = 0) -> None:
+    """Stage-I and stage-II exports of randomly initialised models of ``config`` (any stage:
+    the autoencoder's and the transform's sizes are taken) into ``autoencoder_dir`` and
+    ``transform_dir``; untrained weights code just as exactly (tests, the fuzzing corpus). The
+    discriminator and the code predictor, which no export holds, are not initialised.
+
+    Raises:
+      GLCConfigError: bad config values.
+    """
+    from nlc_jax.codecs.weights import export_inference
+
+    stage_one = config.copy_and_resolve_references()
+    stage_one.stage = "autoencoder"
+    ae = AutoencoderTask(stage_one)
+    crop = int(config.crop)
+    vq = jax.jit(ae.model.init)(jax.random.key(seed), jnp.zeros((1, crop, crop, 3)))
+    export_inference(autoencoder_dir, ae.export({"vq": vq}), ae.model_config())
+    stage_two = config.copy_and_resolve_references()
+    stage_two.update(stage="transform", autoencoder_checkpoint=str(autoencoder_dir))
+    tc = TransformTask(stage_two)
+    y = jnp.zeros((1, crop // tc.vq.factor, crop // tc.vq.factor, tc.vq.embed_dim))
+    latent = jax.jit(tc.latent.init)(jax.random.key(seed + 1), y, jnp.zeros((1,), jnp.int32))
+    export_inference(transform_dir, tc.export({"vq": vq, "latent": latent}), tc.model_config())
