@@ -32,11 +32,17 @@ def run_command(main: Callable[[list[str]], None], module_name: str, doc: str,
                 program: str | None = None) -> None:
     """Run an absl command: ``--help`` shows ``doc`` and the flags of ``module_name``, bad flags
     are one line and exit 2; ``program`` names the command in error lines (default: the
-    running script's name)."""
+    running script's name). Compiled programs are kept between runs
+    (:func:`nlc_jax.compilation.use_persistent_cache`)."""
     global _program
     _program = program or program_name()
     show_flags_in_help(module_name, doc)
-    app.run(main, flags_parser=flags_parser(_program))
+
+    def with_cache(argv: list[str]) -> None:
+        from nlc_jax.compilation import use_persistent_cache
+        use_persistent_cache()  # compiled programs kept between runs (~/.cache/nlc_jax/xla)
+        return main(argv)
+    app.run(with_cache, flags_parser=flags_parser(_program))
 
 
 def show_flags_in_help(module_name: str, doc: str) -> None:

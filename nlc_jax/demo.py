@@ -22,6 +22,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # noqa: E402
 
 import nlc_jax  # noqa: E402
+from nlc_jax.compilation import use_persistent_cache  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.images import ImageReadError, save_png  # noqa: E402
 from nlc_jax.fit.pipeline import EncodeSettings, encode_images  # noqa: E402
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lmbda", type=float, default=None)
     args = parser.parse_args(argv)
 
+    use_persistent_cache()  # a second demo loads its compiled programs (~/.cache/nlc_jax/xla)
     config = nlc_jax.load_config("coolchic", args.preset)
     if args.lmbda is not None:
         config.lmbda = args.lmbda

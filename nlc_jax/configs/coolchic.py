@@ -84,5 +84,7 @@ def get_config(preset: str = "hop") -> config_dict.ConfigDict:
     c.recipe.precondition_frequency = 10  # SOAP eigenbasis refresh (every step in warm-ups)
     c.recipe.latent_betas = (0.9, 0.999)
     c.recipe.latent_betas_warmup = (0.725, 0.97)
-    c.recipe.rdoq_passes = 1           # greedy RD refinement of the quantized weights (0: off)
+    # greedy RD refinement of the quantized weights (0: off). Off in `fast`: on the demo's three
+    # 256×256 samples it saved 0.1–0.2 % of the rate (+0.01–0.02 dB) for 4× the coding time.
+    c.recipe.rdoq_passes = 0 if preset == "fast" else 1
     return c
