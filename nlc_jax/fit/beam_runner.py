@@ -50,6 +50,7 @@ from nlc_jax.data.datasets import ImageSource, open_inputs
 from nlc_jax.data.files import atomic_write_bytes
 from nlc_jax.data.images import ImageReadError
 from nlc_jax.fit.buckets import BucketPolicy, bucket_shape
+from nlc_jax.fit.coding import TargetShapes, decoder_candidates
 from nlc_jax.fit.engine import FitOptions
 from nlc_jax.fit.pipeline import (
     COLUMNS,
@@ -60,7 +61,6 @@ from nlc_jax.fit.pipeline import (
     _Fit,
     _lmbda_key,
     _run_batch,
-    _TargetShapes,
     device_description,
     output_name,
 )
@@ -125,7 +125,7 @@ class BucketFits(beam.DoFn):
         self.policy = policy
 
     def setup(self) -> None:
-        self.shapes = _TargetShapes(self._codec.get())
+        self.shapes = TargetShapes(self._codec.get())
 
     def process(self, fit: _Fit) -> Iterator[Any]:
         try:
@@ -147,7 +147,6 @@ class EncodeBatch(beam.DoFn):
         self.settings = settings
 
     def setup(self) -> None:
-        from nlc_jax.fit.coding import decoder_candidates
         from nlc_jax.fit.engine import Engine, make_mesh
         self.candidates = decoder_candidates(self._codec.get())
         mesh = make_mesh()
@@ -164,7 +163,7 @@ class EncodeBatch(beam.DoFn):
         batch_id = f"beam-{bucket}-{zlib.crc32(names):08x}"
         _run_batch(self.candidates, self.engines, fits, Path(self.output_dir), sweep,
                    self.settings, Path(self.output_dir), batch_id, self.device, rows, set(),
-                   outcome)
+                   outcome, None)
         for error in outcome.errors:
             yield beam.pvalue.TaggedOutput("errors", error)
         yield from rows.rows
