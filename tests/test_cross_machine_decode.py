@@ -37,7 +37,12 @@ def test_every_codec_decodes_identically_under_other_settings(tmp_path):
 
 
 @pytest.mark.slow  # writes 64x64 files of every codec, then 7 decoding processes
-def test_larger_files_decode_identically_under_every_setting(tmp_path):
+def test_larger_files_decode_within_one_level_under_every_setting(tmp_path):
+    """The documented bound: at 64×64 a float synthesis (CLRIC's VAE, rvdiff's U-Net) may
+    round a value or two the other way under another BLAS kernel or XLA setting, by 1 level at
+    most; COOL-CHIC's decoded images stay identical."""
     rows = _run(tmp_path, "--size", "64,64")
     assert len(rows) == 7 * len(CODECS)
-    assert all(r["differing_values"] == 0 for r in rows), rows
+    assert all(r["max_abs_diff"] <= 1 for r in rows), rows
+    assert all(r["differing_values"] <= 0.001 * 3 * r["pixels"] for r in rows), rows
+    assert all(r["differing_values"] == 0 for r in rows if r["codec"] == "coolchic"), rows
