@@ -1,6 +1,5 @@
 """Mean-scale hyperprior codec: bit-exact round trip, file checks, variable-rate gains."""
 
-import jax
 import numpy as np
 import pytest
 from ml_collections import config_dict
@@ -14,7 +13,7 @@ from nlc_jax.codecs.hyperprior.training import (
     HyperpriorTask,
     initial_gains,
 )
-from nlc_jax.codecs.weights import CheckpointError, export_inference, load_inference
+from nlc_jax.codecs.weights import CheckpointError, export_untrained, load_inference
 
 
 def tiny_config(**overrides):
@@ -29,11 +28,8 @@ def tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Export of a randomly initialised tiny model (untrained weights code just as exactly)."""
-    task = HyperpriorTask(tiny_config(lmbdas=(0.01, 0.05)))
-    params = task.init(jax.random.key(0), 64)
-    directory = tmp_path_factory.mktemp("export")
-    export_inference(directory, task.export(params), task.model_config())
-    return directory
+    return export_untrained(tmp_path_factory.mktemp("export"),
+                            HyperpriorTask(tiny_config(lmbdas=(0.01, 0.05))))
 
 
 def image(h, w, seed=0):
