@@ -213,3 +213,11 @@ def test_candidates_are_ranked_unrefined_and_only_winners_refined(images):
         codec = candidates[[x.name for x in candidates].index(min(c.costs, key=c.costs.get))]
         expected = codec.finalize(c.params, codec.prepare_target(image), image, 0.0005)
         assert c.result.data == expected.data
+
+    # a codec with nothing to refine is not coded a second time
+    calls.clear()
+    for c in candidates:
+        c.refines = False
+    coding.code_batch(candidates, engines, list(images), [0.0005, 0.0005], [3, 4],
+                      options=OPTIONS)
+    assert sorted(calls) == [("long", False)] * 2 + [("short", False)] * 2

@@ -110,7 +110,8 @@ class OverfittedCodec(Protocol):
         """Host side, one unpadded fit: quantize and entropy-code everything, write the file.
 
         ``refine=False`` skips the encoder's optional search after quantization (COOL-CHIC's
-        weight RDOQ): a quicker, slightly larger file, used to rank decoder candidates.
+        weight RDOQ): a quicker, slightly larger file, used to rank decoder candidates. A codec
+        whose ``refines`` attribute is false writes the same file either way.
         """
         ...
 

@@ -116,13 +116,13 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
     options = options or FitOptions()
     wanted = [True] * len(images) if wanted is None else list(wanted)
     # With several candidates each is coded unrefined (no weight RDOQ) to rank them; only each
-    # fit's winner is then coded in full.
+    # fit's winner is then coded in full, when its codec refines at all.
     refine = len(candidates) == 1
-    best: list[tuple[int, CodedFit] | None] = [None] * len(images)
+    # per fit: (candidate index, its CodedFit, its finalize job) of the best candidate so far
+    best: list[tuple[int, CodedFit, tuple] | None] = [None] * len(images)
     costs: list[dict[str, float]] = [{} for _ in images]
     errors: list[str | None] = [None] * len(images)
-    jobs_of: list[dict[int, tuple[Params, np.ndarray, np.ndarray, float]]] = []
-    for codec, engine in zip(candidates, engines, strict=True):
+    for k, (codec, engine) in enumerate(zip(candidates, engines, strict=True)):
         targets = [np.asarray(codec.prepare_target(image), np.float32) for image in images]
         shape = padded_shape(targets, multiple)
         padded = [pad_target(t, shape) for t in targets]
@@ -144,21 +144,21 @@ def code_batch(candidates: Sequence[OverfittedCodec], engines: Sequence[Engine],
                 continue
             params = jax.tree.map(lambda x, i=i: np.asarray(x[i]), fit.params)
             jobs[i] = (params, target, image, float(lmbda))
-        jobs_of.append(jobs)
         for i, result in _finalize_all(codec, jobs, refine).items():
             params, image, lmbda = jobs[i][0], images[i], float(lmbdas[i])
             cost = rd_cost(result.data, result.reconstruction, image, lmbda)
             if best[i] is None or cost < min(costs[i].values()):
-                best[i] = (len(jobs_of) - 1, CodedFit(result, params, float(fit.eval_loss[i]),
-                                                      costs[i]))
+                best[i] = (k, CodedFit(result, params, float(fit.eval_loss[i]), costs[i]),
+                           jobs[i])
             costs[i][label] = cost
         if checkpoint is not None:
             checkpoint.clear()
-    if not refine:
-        for k, codec in enumerate(candidates):
-            won = {i: jobs_of[k][i] for i, b in enumerate(best) if b is not None and b[0] == k}
-            for i, result in _finalize_all(codec, won, True).items():
-                best[i] = (k, dataclasses.replace(best[i][1], result=result))
+    for k, codec in enumerate(candidates):
+        if refine or not getattr(codec, "refines", True):
+            continue  # already coded in full, or refinement would write the same file
+        won = {i: b[2] for i, b in enumerate(best) if b is not None and b[0] == k}
+        for i, result in _finalize_all(codec, won, True).items():
+            best[i] = (k, dataclasses.replace(best[i][1], result=result), best[i][2])
     return [b[1] if b is not None else CodedFit(None, None, float("nan"), costs[i], errors[i])
             for i, b in enumerate(best)]
 

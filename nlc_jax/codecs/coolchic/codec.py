@@ -162,6 +162,12 @@ class CoolChic(recipe.RecipeMixin):
                 raise ValueError(f"model.weight_coding must be auto, "
                                  f"{', '.join(_WRITTEN_VERSION)}; got {self.weight_coding!r}")
 
+    @property
+    def refines(self) -> bool:
+        """Whether ``finalize(refine=True)`` can write another file than ``refine=False``
+        (weight RDOQ is on)."""
+        return bool(int(self.config.recipe.get("rdoq_passes", 0)))
+
     def arch_candidates(self) -> list[CoolChic]:
         """The codecs to fit for every image: this one, or with ``config.arch_candidates``
         (comma-separated presets, e.g. ``"lop,mop,hop"``) one per preset, each with that
@@ -280,7 +286,7 @@ class CoolChic(recipe.RecipeMixin):
         scheme = min(searched, key=lambda name: searched[name][1])
         exps = searched[scheme][0]
         qnets = param_coding.quantize(nets, exps)
-        if refine and int(self.config.recipe.get("rdoq_passes", 0)):
+        if refine and self.refines:
             def make_cost(module, weights):
                 return self._rdoq_cost(module, weights, coded, fixed, arch)
             qnets = weight_rdoq.refine(qnets, exps, make_cost, lmbda, n_pixels,
