@@ -52,3 +52,9 @@ def test_second_run_loads_the_compiled_programs(tmp_path):
     assert second.returncode == 0, second.stderr
     assert sorted(p.name for p in cache.iterdir()) == entries  # nothing compiled anew
     assert (tmp_path / "out1" / "a.nlc").read_bytes() == (tmp_path / "out2" / "a.nlc").read_bytes()
+
+
+def test_folder_that_cannot_be_created_leaves_the_cache_off(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv(compilation.CACHE_ENV, str(tmp_path / "file" / "xla"))
+    assert compilation.use_persistent_cache() is None
