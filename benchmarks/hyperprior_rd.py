@@ -39,7 +39,7 @@ from nlc_jax.codecs.hyperprior import make_codec  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
-from nlc_jax.metrics.classic_codecs import DEFAULT_QUALITIES, DISPLAY_NAMES, encode_decode  # noqa: E402
+from nlc_jax.metrics.classic_codecs import DEFAULT_QUALITIES, DISPLAY_NAMES, ladder  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
 from nlc_jax.metrics.rd import (  # noqa: E402
@@ -116,17 +116,11 @@ def code_model(workdir: Path, rate_index: int, sources, files: Path | None, code
 
 def classic_records(sources) -> list[dict]:
     """JPEG and WebP (Pillow) per image at :data:`DEFAULT_QUALITIES`."""
-    records = []
-    for src in sources:
-        image = src.load()
-        h, w = image.shape[:2]
-        for codec in ("jpeg", "webp"):
-            for q in DEFAULT_QUALITIES:
-                decoded, size = encode_decode(image, codec, q)
-                records.append({"codec": DISPLAY_NAMES[codec], "point": f"q{q}",
-                                "image": src.name, "bpp": 8.0 * size / (h * w),
-                                "psnr_db": psnr_exact(image, decoded)})
-    return records
+    images = {src.name: src.load() for src in sources}
+    return [{"codec": DISPLAY_NAMES[codec], "point": f"q{q}", "image": name, "bpp": bpp,
+             "psnr_db": psnr_exact(images[name], decoded)}
+            for codec in ("jpeg", "webp")
+            for name, q, decoded, bpp in ladder(images, codec, DEFAULT_QUALITIES)]
 
 
 def print_bd(name: str, v: dict) -> None:

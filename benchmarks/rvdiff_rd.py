@@ -1,22 +1,36 @@
 """Rate-variable diffusion codec: one model over many rates × sampler steps × α(t) schedules on
-Kodak / CLIC: bpp vs PSNR, MS-SSIM, LPIPS (and patch FID), decode time per setting, and BD-rate
-of the one model against separately trained per-rate models.
+Kodak / CLIC: bpp vs PSNR, MS-SSIM, LPIPS (and patch FID), decode time per setting, BD-rate of
+the one model against separately trained per-rate models, against its own N = 0 decode and
+against the anchors (JPEG / WebP coded here, MS-ILLM's published Kodak points, other codecs'
+per-image records read from their TSVs).
 
     python benchmarks/rvdiff_rd.py --checkpoint runs/rvdiff_cpu \\
-        [--images ../shared/data/kodak] [--max_images 0] [--crop 0] \\
-        [--rates 0,0.14,0.29,0.43,0.57,0.71,0.86,1] [--steps 0,1,2,4,8] \\
-        [--alphas 0.5:1] [--seed 0] [--per_rate runs/rv_t0.2:0.2,runs/rv_t0.6:0.6] \\
+        [--images ../shared/data/kodak] [--max_images 0 | --names kodim01,…] [--crop 0] \\
+        [--rates 0,0.14,0.29,0.43,0.57,0.71,0.86,1] [--steps 2,0] [--alphas 0.5:1] [--seed 0] \\
+        [--per_rate runs/rv_t0.2:0.2,runs/rv_t0.8:0.8] [--classic jpeg:1,5,10;webp:0,5,10] \\
+        [--compare benchmarks/results/hyperprior_rd.tsv,...] [--published msillm.csv:kodak] \\
         [--fid] [--no_lpips] [--output benchmarks/results/rvdiff_rd]
 
 Every image is coded for real at every (rate, steps, α) setting (``.nlc`` bytes from
 :class:`nlc_jax.codecs.rvdiff.RvdiffCodec`; rate = file size), decoded again from the bytes
 (timed, after one warm-up image per setting) and checked equal to the encoder's reconstruction.
-``--alphas`` takes ``alpha_max:alpha_power`` pairs (the α(t) ablation). ``--per_rate`` adds
-models trained at one rate each (``--config.train_rate``), coded at that rate with the first
-steps/α setting; BD-rate (pchip, PSNR and LPIPS) of the one model against them is reported.
-Writes ``<output>.tsv`` (per-image records, ``nlc_jax.metrics.rd`` columns) and
-``<output>.json`` (mean curves, BD numbers, the autoencoder's own round trip as the quality
-ceiling, timings, settings, machine) and prints a table.
+The first ``--steps`` / ``--alphas`` setting is the *main* one: every BD number is of that curve.
+
+* ``--alphas`` takes ``alpha_max:alpha_power`` pairs (the α(t) ablation; α only matters at N ≥ 2).
+* ``--per_rate`` adds models trained at one rate each (``--config.train_rate``), coded at that
+  rate with the main setting; BD-rate (pchip, PSNR and LPIPS) of the one model against them.
+  With ``--steps ''`` no one-model coding is done and its records come from ``--compare``
+  (a TSV this script wrote), so the per-rate models can be measured after the main run.
+* ``--classic`` codes JPEG / WebP (Pillow) at the given qualities, their lowest included.
+* ``--compare`` adds the per-image records of other benchmarks: TSVs (``nlc_jax.metrics.rd``
+  layout) or JSONs with a ``records`` list (e.g. ``clric_rd.json``); only the images coded here,
+  and not the codecs coded here. A codec missing one of the images has no curve.
+* ``--published`` adds dataset-mean curves of a published CSV (MS-ILLM's layout) for one
+  dataset; use it only when the images are that whole dataset.
+
+Writes ``<output>.tsv`` (per-image records), ``<output>.json`` (mean curves, BD numbers, the
+autoencoder's own round trip as the quality ceiling, patch FID, timings, settings, machine) and
+``<output>_{psnr_db,lpips}.png``, and prints a table.
 """
 
 from __future__ import annotations
@@ -39,9 +53,22 @@ from nlc_jax.codecs.rvdiff import make_codec  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
+from nlc_jax.metrics.classic_codecs import DISPLAY_NAMES, ladder  # noqa: E402
 from nlc_jax.metrics.ms_ssim import MIN_SIDE, ms_ssim, ms_ssim_db  # noqa: E402
+from nlc_jax.metrics.plots import plot_rd  # noqa: E402
 from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
-from nlc_jax.metrics.rd import METRICS, bd_pair, make_curve, write_tsv  # noqa: E402
+from nlc_jax.metrics.rd import (  # noqa: E402
+    METRICS,
+    Curve,
+    bd_pair,
+    make_curve,
+    published_curves,
+    reference_records,
+    write_tsv,
+)
+
+PER_RATE = "per-rate models"
+DEFAULT_CLASSIC = "jpeg:1,3,5,10,20,30,50,75;webp:0,2,5,10,20,30,50,75"
 
 
 def _floats(text: str) -> list[float]:
@@ -54,6 +81,18 @@ def _alphas(text: str) -> list[tuple[float, float]]:
         amax, _, apow = item.partition(":")
         pairs.append((float(amax), float(apow or 1.0)))
     return pairs
+
+
+def _classic(text: str) -> dict[str, list[int]]:
+    """``"jpeg:1,5;webp:0,5"`` → ``{"jpeg": [1, 5], "webp": [0, 5]}``."""
+    out = {}
+    for item in filter(None, text.split(";")):
+        codec, _, qualities = item.partition(":")
+        if codec not in DISPLAY_NAMES or not qualities:
+            raise SystemExit(f"error: --classic wants codec:q,q,...;… with codec in "
+                             f"{', '.join(DISPLAY_NAMES)}, got {item!r}")
+        out[codec] = [int(q) for q in qualities.split(",")]
+    return out
 
 
 def _label(steps: int, alpha: tuple[float, float]) -> str:
@@ -100,10 +139,33 @@ def _fid_features():
         params, np.concatenate([extract_patches(im) for im in images]))
 
 
-def _mean_curve(records: list[dict], label: str, names: list[str]) -> dict:
-    curve = make_curve(records, label, names)
-    return {"points": list(curve.points), "bpp": curve.bpp.tolist(),
+def _records_of(path: str, names: list[str]) -> list[dict]:
+    """Per-image RD records of another benchmark: a TSV, or a JSON with a ``records`` list."""
+    if path.endswith(".json"):
+        wanted = set(names)
+        return [r for r in json.loads(Path(path).read_text())["records"] if r["image"] in wanted]
+    return reference_records(path, names)
+
+
+def _curve_json(curve: Curve) -> dict:
+    return {"points": list(curve.points), "bpp": curve.bpp.tolist(), "n_images": curve.n_images,
             **{m: curve.values[m].tolist() for m in METRICS if m in curve.values}}
+
+
+def _bd(anchor: Curve, test: Curve) -> dict:
+    """BD of ``test`` against ``anchor`` on PSNR and on LPIPS (where both curves have it).
+
+    LPIPS falls as quality rises: BD runs on −LPIPS to keep "higher is better", so a negative
+    BD-rate is a saving for ``test`` in either metric (``bd_psnr_db`` is then −ΔLPIPS).
+    """
+    out = {}
+    for metric in ("psnr_db", "lpips"):
+        if anchor.has(metric) and test.has(metric) and len(anchor.bpp) > 1 and len(test.bpp) > 1:
+            flip = -1.0 if metric == "lpips" else 1.0
+            a, t = (dataclasses.replace(c, values={metric: flip * c.values[metric]})
+                    for c in (anchor, test))
+            out[metric] = bd_pair(a, t, metric)
+    return out
 
 
 def main() -> None:
@@ -111,20 +173,31 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True, help="training workdir or its export/")
     p.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     p.add_argument("--max_images", type=int, default=0, help="first N images (0: all)")
+    p.add_argument("--names", default="", help="only these images (comma-separated stems)")
     p.add_argument("--crop", type=int, default=0, help="top-left N×N crop (0: whole image)")
     p.add_argument("--rates", default="0,0.14,0.29,0.43,0.57,0.71,0.86,1")
-    p.add_argument("--steps", default="0,1,2,4,8")
+    p.add_argument("--steps", default="2,0,1,4,8", help="N values; the first is the main one")
     p.add_argument("--alphas", default="0.5:1", help="alpha_max:alpha_power pairs")
     p.add_argument("--seed", type=int, default=0, help="noise seed written into the files")
     p.add_argument("--per_rate", default="", help="dir:t,... models trained at one rate each")
+    p.add_argument("--classic", default="", help=f"JPEG/WebP ladders, e.g. {DEFAULT_CLASSIC!r}")
+    p.add_argument("--compare", default="", help="TSVs of other codecs' per-image records")
+    p.add_argument("--published", default="", help="CSV:dataset of published mean curves")
     p.add_argument("--weights_dir", default="")
     p.add_argument("--fid", action="store_true", help="patch FID per setting (Inception)")
     p.add_argument("--no_lpips", action="store_true")
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/rvdiff_rd"))
     args = p.parse_args()
     rates, alphas = _floats(args.rates), _alphas(args.alphas)
-    steps_list = [int(v) for v in args.steps.split(",")]
-    sources = open_inputs(args.images)[:args.max_images or None]
+    steps_list = [int(v) for v in args.steps.split(",") if v]
+    classic = _classic(args.classic)
+    sources = open_inputs(args.images)
+    if args.names:
+        wanted = args.names.split(",")
+        sources = [s for s in sources if s.name in wanted]
+        if len(sources) != len(wanted):
+            raise SystemExit(f"error: --names: not all of {wanted} are in {args.images}")
+    sources = sources[:args.max_images or None]
     images = {s.name: s.load() for s in sources}
     if args.crop:
         images = {k: v[:args.crop, :args.crop] for k, v in images.items()}
@@ -144,6 +217,7 @@ def main() -> None:
 
     records, timings, decoded_sets = [], {}, {}
     autoencoder = None
+    main_label = _label(steps_list[0] if steps_list else 2, alphas[0])
     for steps in steps_list:
         for alpha in alphas if steps > 1 else alphas[:1]:  # α only matters with N ≥ 2
             label = _label(steps, alpha)
@@ -165,35 +239,62 @@ def main() -> None:
                       f"PSNR {np.mean([r['psnr_db'] for r in last]):6.2f}  "
                       f"LPIPS {np.mean([r.get('lpips', np.nan) for r in last]):.4f}  "
                       f"decode {dec:.2f} s", flush=True)
-    # the autoencoder's own round trip: the quality ceiling of every setting
-    ceiling = [_quality(images[n], autoencoder.decode(autoencoder.encode(images[n]),
-                                                      *images[n].shape[:2]), lp) for n in names]
-    round_trip = {k: float(np.mean([q[k] for q in ceiling])) for k in ceiling[0]}
-    print(f"{autoencoder.name} round trip: " + ", ".join(f"{k} {v:.4f}"
-                                                         for k, v in round_trip.items()))
-    curves = {label: _mean_curve(records, label, names)
-              for label in dict.fromkeys(r["codec"] for r in records)}
 
-    bd = {}
     if args.per_rate:
-        steps, alpha = steps_list[0], alphas[0]
+        steps, alpha = (steps_list or [2])[0], alphas[0]
         for item in args.per_rate.split(","):
             directory, _, rate = item.rpartition(":")
             codec = codec_for(directory, float(rate), steps, alpha, autoencoder)
+            autoencoder = codec.autoencoder
+            point = f"t{float(rate):.3f}"
             for name in names:
-                record, _ = _code(codec, images[name], lp, timed=False)
-                records.append({"codec": "per-rate models", "point": f"t{float(rate):.3f}",
-                                "image": name, **record})
-        anchor = make_curve(records, "per-rate models", names)
-        one = make_curve(records, _label(steps, alpha), names)
-        curves["per-rate models"] = _mean_curve(records, "per-rate models", names)
-        for metric in ("psnr_db", "lpips"):
-            if anchor.has(metric) and one.has(metric):
-                # LPIPS falls as quality rises: BD on -LPIPS keeps "higher is better"
-                flip = -1.0 if metric == "lpips" else 1.0
-                a, o = (dataclasses.replace(c, values={metric: flip * c.values[metric]})
-                        for c in (anchor, one))
-                bd[f"one model vs per-rate ({metric})"] = bd_pair(a, o, metric)
+                record, decoded = _code(codec, images[name], lp, timed=False)
+                records.append({"codec": PER_RATE, "point": point, "image": name, **record})
+                decoded_sets.setdefault((PER_RATE, point), []).append(decoded)
+            print(f"{PER_RATE} ({directory}) t={float(rate):.3f}: bpp "
+                  f"{np.mean([r['bpp'] for r in records[-len(names):]]):.4f}", flush=True)
+
+    for codec_name, qualities in classic.items():
+        display = DISPLAY_NAMES[codec_name]
+        for name, q, decoded, bpp in ladder(images, codec_name, qualities):
+            records.append({"codec": display, "point": f"q{q}", "image": name, "bpp": bpp,
+                            **_quality(images[name], decoded, lp)})
+            decoded_sets.setdefault((display, f"q{q}"), []).append(decoded)
+
+    coded = {r["codec"] for r in records}
+    for path in filter(None, args.compare.split(",")):
+        records += [r for r in _records_of(path, names) if r["codec"] not in coded]
+
+    round_trip = {}
+    if autoencoder is not None:  # the autoencoder's own round trip: every setting's ceiling
+        ceiling = []
+        for n in names:
+            up = autoencoder.decode(autoencoder.encode(images[n]), *images[n].shape[:2])
+            ceiling.append(_quality(images[n], up, lp))
+            decoded_sets.setdefault((f"{autoencoder.name} round trip", "ae"), []).append(up)
+        round_trip = {k: float(np.mean([q[k] for q in ceiling])) for k in ceiling[0]}
+        print(f"{autoencoder.name} round trip: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in round_trip.items()))
+
+    curves = {label: make_curve(records, label, names)
+              for label in dict.fromkeys(r["codec"] for r in records)}
+    curves = {k: c for k, c in curves.items() if c.bpp.size}
+    if args.published:
+        path, _, dataset = args.published.rpartition(":")
+        for c in published_curves(path, dataset):
+            name = f"{c.codec} (published, {dataset})"
+            curves[name] = dataclasses.replace(c, codec=name)
+
+    bd = {}
+    if main_label in curves:
+        main_curve = curves[main_label]
+        for name, curve in curves.items():
+            if name != main_label:
+                bd[f"{main_label} vs {name}"] = _bd(curve, main_curve)
+    for key, value in bd.items():
+        for metric, v in value.items():
+            print(f"BD {key} ({metric}): rate {v['bd_rate_pct']:+.1f} %, "
+                  f"quality {v['bd_psnr_db']:+.4f}")
 
     fids = {}
     if args.fid:
@@ -202,16 +303,24 @@ def main() -> None:
             from nlc_jax.metrics.fid import fid
 
             reference = feats([images[n] for n in names])
-            fids = {f"{label} {point}": fid(reference, feats(decoded))
-                    for (label, point), decoded in decoded_sets.items()}
+            for (label, point), decoded in decoded_sets.items():
+                fids[f"{label} {point}"] = fid(reference, feats(decoded))
+                print(f"patch FID {label} {point}: {fids[f'{label} {point}']:.2f}", flush=True)
 
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_tsv(out.with_suffix(".tsv"), records)
-    summary = {"checkpoint": args.checkpoint, "images": args.images, "names": names,
-               "crop": args.crop, "rates": rates, "steps": steps_list,
-               "alphas": [list(a) for a in alphas], "seed": args.seed, "curves": curves,
-               "bd": bd, "autoencoder_round_trip": round_trip, "patch_fid": fids, "timing_per_image": timings,
+    dataset = f"{Path(args.images).name} ({len(names)} images" + (
+        f", {args.crop}² crops)" if args.crop else ")")
+    for metric in ("psnr_db", "lpips"):
+        plot_rd(list(curves.values()), metric, f"{out}_{metric}.png", dataset=dataset,
+                metric_note="(AlexNet)" if metric == "lpips" else "")
+    summary = {"command": " ".join(sys.argv), "checkpoint": args.checkpoint,
+               "images": args.images, "names": names, "crop": args.crop, "rates": rates,
+               "steps": steps_list, "alphas": [list(a) for a in alphas], "seed": args.seed,
+               "main": main_label, "curves": {k: _curve_json(c) for k, c in curves.items()},
+               "bd": bd, "autoencoder_round_trip": round_trip, "patch_fid": fids,
+               "timing_per_image": timings, "load_average": os.getloadavg(),
                "machine": machine_facts()}
     atomic_write_bytes(out.with_suffix(".json"), json.dumps(summary, indent=1).encode())
     print(f"wrote {out.with_suffix('.tsv')} and {out.with_suffix('.json')}")

@@ -158,6 +158,45 @@ def reference_records(path: str | os.PathLike, images: Sequence[str],
     return [dict(r, codec=codec or r["codec"]) for r in read_tsv(path) if r["image"] in wanted]
 
 
+def published_curves(path: str | os.PathLike, dataset: str) -> list[Curve]:
+    """Dataset-mean curves published as a CSV of one row per operating point.
+
+    The layout is that of MS-ILLM's results (``../shared/reference/msillm-results.csv``):
+    columns ``model``, ``dataset``, ``bpp`` and any of ``psnr``, ``ms_ssim``, ``lpips``
+    (empty cells: not measured). Only the rows of ``dataset`` (e.g. ``"kodak"``) are kept; one
+    curve per model, sorted by rate, with ``n_images`` 0 (the images are the dataset's).
+
+    Raises:
+      RDFileError: missing file, columns missing, or a bad number.
+    """
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.read_text().splitlines()))
+    except OSError as e:
+        raise RDFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not rows or not {"model", "dataset", "bpp"} <= set(rows[0]):
+        raise RDFileError(f"{path}: need the columns model, dataset, bpp")
+    names = {"psnr_db": "psnr", "ms_ssim": "ms_ssim", "lpips": "lpips"}
+    by_model: dict[str, list[tuple[float, dict[str, float]]]] = defaultdict(list)
+    for i, row in enumerate(rows, start=2):
+        if row["dataset"] != dataset:
+            continue
+        try:
+            vals = {m: _num(row.get(names.get(m, m))) for m in METRICS}
+            by_model[row["model"]].append((float(row["bpp"]), vals))
+        except ValueError as e:
+            raise RDFileError(f"{path}: line {i}: bad number ({e})") from None
+    curves = []
+    for model, points in by_model.items():
+        points.sort(key=lambda p: p[0])
+        values = {m: np.array([v[m] for _, v in points]) for m in METRICS}
+        values["ms_ssim_db"] = np.array([float(ms_ssim_db(v)) if math.isfinite(v) else math.nan
+                                         for v in values["ms_ssim"]])
+        curves.append(Curve(codec=model, points=tuple(f"{b:.4f}" for b, _ in points),
+                            bpp=np.array([b for b, _ in points]), values=values, n_images=0))
+    return curves
+
+
 def bd_pair(anchor: Curve, test: Curve, metric: str = "psnr_db") -> dict:
     """BD-rate (%) and BD-quality (dB for PSNR) of ``test`` against ``anchor`` on ``metric``.
 
