@@ -42,7 +42,7 @@ AUX_NETS = {
 # crop, batch, steps, warm-up, learning rate, discriminator start, eval images
 TRAINING = {
     "tiny": (64, 2, 20, 2, 1e-3, 10, 1),
-    "cpu": (128, 4, 2000, 50, 2e-4, 1000, 4),
+    "cpu": (128, 4, 1500, 50, 2e-4, 1000, 4),
     "paper": (256, 8, 500_000, 1000, 1e-4, 50_000, 24),
 }
 
