@@ -38,7 +38,6 @@ autoencoder's own round trip as the quality ceiling, patch FID, timings, setting
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -55,18 +54,18 @@ from nlc_jax.codecs.rvdiff import make_codec  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
-from nlc_jax.metrics.classic_codecs import DISPLAY_NAMES, ladder  # noqa: E402
-from nlc_jax.metrics.ms_ssim import MIN_SIDE, ms_ssim, ms_ssim_db  # noqa: E402
-from nlc_jax.metrics.plots import plot_rd  # noqa: E402
-from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
-from nlc_jax.metrics.rd import (  # noqa: E402
-    METRICS,
-    Curve,
-    bd_pair,
-    make_curve,
-    published_curves,
-    reference_records,
-    write_tsv,
+from nlc_jax.metrics.rd import write_tsv  # noqa: E402
+from nlc_jax.metrics.rd_report import (  # noqa: E402
+    ReportArgumentError,
+    bd_against_all,
+    classic_records,
+    compared_records,
+    curve_json,
+    curves_of,
+    image_quality,
+    parse_classic,
+    patch_fids,
+    plot_curves,
 )
 
 PER_RATE = "per-rate models"
@@ -85,32 +84,8 @@ def _alphas(text: str) -> list[tuple[float, float]]:
     return pairs
 
 
-def _classic(text: str) -> dict[str, list[int]]:
-    """``"jpeg:1,5;webp:0,5"`` → ``{"jpeg": [1, 5], "webp": [0, 5]}``."""
-    out = {}
-    for item in filter(None, text.split(";")):
-        codec, _, qualities = item.partition(":")
-        if codec not in DISPLAY_NAMES or not qualities:
-            raise SystemExit(f"error: --classic wants codec:q,q,...;… with codec in "
-                             f"{', '.join(DISPLAY_NAMES)}, got {item!r}")
-        out[codec] = [int(q) for q in qualities.split(",")]
-    return out
-
-
 def _label(steps: int, alpha: tuple[float, float]) -> str:
     return f"rvdiff N={steps} a={alpha[0]:g}:{alpha[1]:g}"
-
-
-def _quality(image: np.ndarray, decoded: np.ndarray, lp) -> dict[str, float]:
-    out = {"psnr_db": float(psnr_exact(image, decoded))}
-    if min(image.shape[:2]) >= MIN_SIDE:
-        value = float(ms_ssim(image, decoded))
-        out.update(ms_ssim=value, ms_ssim_db=float(ms_ssim_db(value)))
-    if lp is not None:
-        from nlc_jax.metrics.lpips import lpips
-
-        out["lpips"] = float(lpips(image, decoded, lp))
-    return out
 
 
 def _code(codec, image: np.ndarray, lp, timed: bool) -> tuple[dict, np.ndarray]:
@@ -123,51 +98,10 @@ def _code(codec, image: np.ndarray, lp, timed: bool) -> tuple[dict, np.ndarray]:
     if not np.array_equal(decoded, result.reconstruction):
         raise SystemExit("error: a decoded file differs from the encoder's reconstruction")
     h, w = image.shape[:2]
-    record = {"bpp": 8.0 * len(result.data) / (h * w), **_quality(image, decoded, lp)}
+    record = {"bpp": 8.0 * len(result.data) / (h * w), **image_quality(image, decoded, lp)}
     if timed:
         record.update(encode_s=encode_s, decode_s=decode_s)
     return record, decoded
-
-
-def _fid_features():
-    try:
-        from nlc_jax.metrics.fid import extract_patches
-        from nlc_jax.metrics.inception import inception_features, load_inception_params
-        params = load_inception_params()
-    except Exception as err:  # the Inception weights are an optional install
-        print(f"patch FID skipped: {err}", file=sys.stderr)
-        return None
-    return lambda images: inception_features(
-        params, np.concatenate([extract_patches(im) for im in images]))
-
-
-def _records_of(path: str, names: list[str]) -> list[dict]:
-    """Per-image RD records of another benchmark: a TSV, or a JSON with a ``records`` list."""
-    if path.endswith(".json"):
-        wanted = set(names)
-        return [r for r in json.loads(Path(path).read_text())["records"] if r["image"] in wanted]
-    return reference_records(path, names)
-
-
-def _curve_json(curve: Curve) -> dict:
-    return {"points": list(curve.points), "bpp": curve.bpp.tolist(), "n_images": curve.n_images,
-            **{m: curve.values[m].tolist() for m in METRICS if m in curve.values}}
-
-
-def _bd(anchor: Curve, test: Curve) -> dict:
-    """BD of ``test`` against ``anchor`` on PSNR and on LPIPS (where both curves have it).
-
-    LPIPS falls as quality rises: BD runs on −LPIPS to keep "higher is better", so a negative
-    BD-rate is a saving for ``test`` in either metric (``bd_psnr_db`` is then −ΔLPIPS).
-    """
-    out = {}
-    for metric in ("psnr_db", "lpips"):
-        if anchor.has(metric) and test.has(metric) and len(anchor.bpp) > 1 and len(test.bpp) > 1:
-            flip = -1.0 if metric == "lpips" else 1.0
-            a, t = (dataclasses.replace(c, values={metric: flip * c.values[metric]})
-                    for c in (anchor, test))
-            out[metric] = bd_pair(a, t, metric)
-    return out
 
 
 def main() -> None:
@@ -192,7 +126,10 @@ def main() -> None:
     args = p.parse_args()
     rates, alphas = _floats(args.rates), _alphas(args.alphas)
     steps_list = [int(v) for v in args.steps.split(",") if v]
-    classic = _classic(args.classic)
+    try:
+        classic = parse_classic(args.classic)
+    except ReportArgumentError as err:
+        raise SystemExit(f"error: {err}") from None
     sources = open_inputs(args.images)
     if args.names:
         wanted = args.names.split(",")
@@ -258,71 +195,34 @@ def main() -> None:
             print(f"{PER_RATE} ({directory}) t={float(rate):.3f}: bpp "
                   f"{np.mean([r['bpp'] for r in records[-len(names):]]):.4f}", flush=True)
 
-    for codec_name, qualities in classic.items():
-        display = DISPLAY_NAMES[codec_name]
-        for name, q, decoded, bpp in ladder(images, codec_name, qualities):
-            records.append({"codec": display, "point": f"q{q}", "image": name, "bpp": bpp,
-                            **_quality(images[name], decoded, lp)})
-            decoded_sets.setdefault((display, f"q{q}"), []).append(decoded)
-
-    coded = {r["codec"] for r in records}
-    for path in filter(None, args.compare.split(",")):
-        records += [r for r in _records_of(path, names) if r["codec"] not in coded]
+    records += classic_records(images, classic, lp, decoded_sets)
+    records += compared_records(args.compare, names, {r["codec"] for r in records})
 
     round_trip = {}
     if autoencoder is not None:  # the autoencoder's own round trip: every setting's ceiling
         ceiling = []
         for n in names:
             up = autoencoder.decode(autoencoder.encode(images[n]), *images[n].shape[:2])
-            ceiling.append(_quality(images[n], up, lp))
+            ceiling.append(image_quality(images[n], up, lp))
             decoded_sets.setdefault((f"{autoencoder.name} round trip", "ae"), []).append(up)
         round_trip = {k: float(np.mean([q[k] for q in ceiling])) for k in ceiling[0]}
         print(f"{autoencoder.name} round trip: " + ", ".join(
             f"{k} {v:.4f}" for k, v in round_trip.items()))
 
-    curves = {label: make_curve(records, label, names)
-              for label in dict.fromkeys(r["codec"] for r in records)}
-    curves = {k: c for k, c in curves.items() if c.bpp.size}
-    if args.published:
-        path, _, dataset = args.published.rpartition(":")
-        for c in published_curves(path, dataset):
-            name = f"{c.codec} (published, {dataset})"
-            curves[name] = dataclasses.replace(c, codec=name)
-
-    bd = {}
-    if main_label in curves:
-        main_curve = curves[main_label]
-        for name, curve in curves.items():
-            if name != main_label:
-                bd[f"{main_label} vs {name}"] = _bd(curve, main_curve)
-    for key, value in bd.items():
-        for metric, v in value.items():
-            print(f"BD {key} ({metric}): rate {v['bd_rate_pct']:+.1f} %, "
-                  f"quality {v['bd_psnr_db']:+.4f}")
-
-    fids = {}
-    if args.fid:
-        feats = _fid_features()
-        if feats is not None:
-            from nlc_jax.metrics.fid import fid
-
-            reference = feats([images[n] for n in names])
-            for (label, point), decoded in decoded_sets.items():
-                fids[f"{label} {point}"] = fid(reference, feats(decoded))
-                print(f"patch FID {label} {point}: {fids[f'{label} {point}']:.2f}", flush=True)
+    curves = curves_of(records, names, args.published)
+    bd = bd_against_all(curves, main_label)
+    fids = patch_fids([images[n] for n in names], decoded_sets) if args.fid else {}
 
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_tsv(out.with_suffix(".tsv"), records)
     dataset = f"{Path(args.images).name} ({len(names)} images" + (
         f", {args.crop}² crops)" if args.crop else ")")
-    for metric in ("psnr_db", "lpips"):
-        plot_rd(list(curves.values()), metric, f"{out}_{metric}.png", dataset=dataset,
-                metric_note="(AlexNet)" if metric == "lpips" else "")
+    plot_curves(curves, out, dataset)
     summary = {"command": " ".join(sys.argv), "checkpoint": args.checkpoint,
                "images": args.images, "names": names, "crop": args.crop, "rates": rates,
                "steps": steps_list, "alphas": [list(a) for a in alphas], "seed": args.seed,
-               "main": main_label, "curves": {k: _curve_json(c) for k, c in curves.items()},
+               "main": main_label, "curves": {k: curve_json(c) for k, c in curves.items()},
                "bd": bd, "autoencoder_round_trip": round_trip, "patch_fid": fids,
                "timing_per_image": timings, "load_average": os.getloadavg(),
                "machine": machine_facts()}
