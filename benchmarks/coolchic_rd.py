@@ -35,10 +35,9 @@ from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.fit.pipeline import EncodeSettings  # noqa: E402
 from nlc_jax.fit.verify import VerifyError, encode_and_verify  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
-from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
-from nlc_jax.metrics.psnr import psnr  # noqa: E402
 from nlc_jax.metrics.rd import bd_pair, make_curve, reference_records, write_tsv  # noqa: E402
+from nlc_jax.metrics.rd_report import classic_records  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/coolchic-5.0.1-kodak.tsv"
 OURS, REF, WEBP = "nlc_jax coolchic", "Cool-chic 5.0.1", "WebP (Pillow)"
@@ -80,13 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     records = [{"codec": OURS, "point": f"{f.lmbda:g}", "image": f.image, "bpp": f.bpp,
                 "psnr_db": f.psnr_db} for f in files]
     decode_s = [f.decode_s for f in files]
-    for src in sources:
-        image = src.load()
-        for q in (5, 20, 40, 60, 80, 95):
-            decoded, size = encode_decode(image, "webp", q)
-            records.append({"codec": WEBP, "point": f"q{q}", "image": src.name,
-                            "bpp": 8.0 * size / (image.shape[0] * image.shape[1]),
-                            "psnr_db": float(psnr(image, decoded))})
+    records += classic_records({s.name: s.load() for s in sources},
+                               {"webp": [5, 20, 40, 60, 80, 95]}, lpips_params=None)
     names = [s.name for s in sources]
     reference = reference_records(args.reference, names, REF)
     records += reference

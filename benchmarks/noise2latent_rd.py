@@ -47,10 +47,9 @@ from nlc_jax.fit.buckets import BucketPolicy  # noqa: E402
 from nlc_jax.fit.pipeline import EncodeSettings  # noqa: E402
 from nlc_jax.fit.verify import VerifyError, encode_and_verify  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
-from nlc_jax.metrics.classic_codecs import encode_decode  # noqa: E402
 from nlc_jax.metrics.plots import plot_rd  # noqa: E402
-from nlc_jax.metrics.psnr import psnr_exact  # noqa: E402
 from nlc_jax.metrics.rd import bd_pair, make_curve, reference_records, write_tsv  # noqa: E402
+from nlc_jax.metrics.rd_report import classic_records  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "coolchic-5.0.1-kodak.tsv"
 N2L, COOLCHIC, REF, WEBP = ("nlc_jax noise2latent", "nlc_jax coolchic", "Cool-chic 5.0.1",
@@ -148,13 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             "preset": config.preset, "recipe": config.recipe.to_dict(),
             "mac_per_pixel": MACS[label](codec.arch),
             **timing, "decode_s_768x512_timing_file": full_size_decode_s(codec)}
-    for src in sources:
-        image = src.load()
-        for q in (1, 5, 10, 20, 40, 60, 80, 95):
-            decoded, size = encode_decode(image, "webp", q)
-            records.append({"codec": WEBP, "point": f"q{q}", "image": src.name,
-                            "bpp": 8.0 * size / (image.shape[0] * image.shape[1]),
-                            "psnr_db": psnr_exact(image, decoded)})
+    records += classic_records({s.name: s.load() for s in sources},
+                               {"webp": [1, 5, 10, 20, 40, 60, 80, 95]}, lpips_params=None)
     reference = reference_records(REFERENCE, names, REF)
     records += reference
     summary["bd_vs_coolchic"] = bd(records, names, COOLCHIC, N2L)

@@ -73,17 +73,18 @@ def image_quality(image: np.ndarray, decoded: np.ndarray, lpips_params: Any) -> 
 
 
 def classic_records(images: Mapping[str, np.ndarray], classic: Mapping[str, Sequence[int]],
-                    lpips_params: Any, decoded_sets: DecodedSets) -> list[dict]:
+                    lpips_params: Any, decoded_sets: DecodedSets | None = None) -> list[dict]:
     """JPEG / WebP (Pillow) at every quality of ``classic`` (codec → qualities) on ``images``
     (name → ``[H, W, 3]`` uint8): per-image records; the decoded images go into
-    ``decoded_sets``."""
+    ``decoded_sets`` when given (patch FID)."""
     records = []
     for codec, qualities in classic.items():
         display = DISPLAY_NAMES[codec]
         for name, q, decoded, bpp in ladder(images, codec, qualities):
             records.append({"codec": display, "point": f"q{q}", "image": name, "bpp": bpp,
                             **image_quality(images[name], decoded, lpips_params)})
-            decoded_sets.setdefault((display, f"q{q}"), []).append(decoded)
+            if decoded_sets is not None:
+                decoded_sets.setdefault((display, f"q{q}"), []).append(decoded)
     return records
 
 
