@@ -1,5 +1,6 @@
 """GLC: vector quantizer, VQ autoencoder interface, hyper-index coding, four-part masks, and the
-codec (bit-exact round trip, rate monotone in the rate index, bad files and missing models)."""
+codec (bit-exact round trip, rate monotone in the rate index, bad files and missing models), also
+with the factorized hyper module (ablation)."""
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,8 @@ from nlc_jax.autoencoders.vector_quantizer import (
     update_state,
     usage_metrics,
 )
-from nlc_jax.bitstream import BitstreamError
+from nlc_jax.bitstream import BitstreamError, ByteReader, ByteWriter, SectionType, write_container
+from nlc_jax.bitstream.container import read_image_container
 from nlc_jax.codecs import registry
 from nlc_jax.codecs.glc import GLCCodec, file_weights_hash, hyper_coding
 from nlc_jax.codecs.glc.latent_codec import four_part_masks
@@ -43,6 +45,17 @@ def exports(tmp_path_factory):
     code just as exactly)."""
     root = tmp_path_factory.mktemp("glc")
     export_untrained(tiny_config(), root / "ae", root / "tc")
+    return root / "ae", root / "tc"
+
+
+@pytest.fixture(scope="module")
+def factorized_exports(tmp_path_factory):
+    """(stage-I export, stage-II export) of untrained tiny models with the factorized hyper
+    module."""
+    root = tmp_path_factory.mktemp("glc_factorized")
+    c = tiny_config()
+    c.latent.hyper_module = "factorized"
+    export_untrained(c, root / "ae", root / "tc")
     return root / "ae", root / "tc"
 
 
@@ -210,3 +223,109 @@ def test_bad_config_values_are_one_line_errors():
         make_task(tiny_config(crop=96))
     with pytest.raises(CheckpointError):
         make_task(tiny_config(stage="transform", autoencoder_checkpoint="/nonexistent"))
+
+
+# --- factorized hyper module (ablation) ------------------------------------------------------
+
+def with_hyper_mode(data: bytes, mode: int) -> bytes:
+    """``data`` re-written with the header's hyper-coding value set to ``mode``."""
+    container = read_image_container(data, "glc")
+    reader = ByteReader(container.section(SectionType.HEADER), "glc header")
+    header = ByteWriter().raw(reader.raw(8)).uvarint(reader.uvarint()).uvarint(mode).getvalue()
+    sections = [(SectionType.HEADER, header)] + [
+        (t, container.section(t)) for t in (SectionType.HYPER, SectionType.LATENTS)]
+    return write_container("glc", container.height, container.width, 3, 8, sections)
+
+
+def test_factorized_export_holds_tables(exports, factorized_exports):
+    assert load_inference(exports[1])[1]["latent"]["hyper_module"] == "categorical"
+    params, model_config, _ = load_inference(factorized_exports[1])
+    assert model_config["latent"]["hyper_module"] == "factorized"
+    assert model_config["hyper_coding"] == "factorized"
+    assert "hyper_counts" not in params and "hyper_logits" not in params["latent"]["params"]
+    assert "hyper_vq" not in params["latent"]["params"]
+    tables = params["z_tables"]
+    assert tables["counts"].shape[0] == 8 and tables["offsets"].shape == (8,)  # Dz = 8
+    assert tables["offsets"].dtype == np.int64 and np.all(tables["counts"] >= 1)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 90)])
+def test_factorized_round_trip_is_bit_exact(factorized_exports, shape):
+    enc = codec(factorized_exports[1], rate_index=1)
+    result = enc.encode(image(*shape, seed=5))
+    decoded = registry.decode_bytes(result.data, checkpoint=str(factorized_exports[1]))
+    np.testing.assert_array_equal(decoded, result.reconstruction)
+    container = read_image_container(result.data, "glc")
+    header = ByteReader(container.section(SectionType.HEADER), "glc header")
+    header.raw(8)
+    assert header.uvarint() == 1 and header.uvarint() == hyper_coding.FACTORIZED
+    assert len(container.section(SectionType.HYPER)) > 0 and result.info["bpp_z"] > 0
+
+
+def test_factorized_rate_grows_with_the_rate_index(factorized_exports):
+    infos = [codec(factorized_exports[1], rate_index=r).encode(image(64, 128, 3)).info
+             for r in range(4)]
+    bpp = [i["bpp"] for i in infos]
+    assert all(b > 0 for b in bpp) and bpp[0] < bpp[-1], bpp
+    assert [i["bpp_y"] for i in infos] == sorted(i["bpp_y"] for i in infos)
+
+
+def test_hyper_module_mismatches_raise(exports, factorized_exports):
+    with pytest.raises(ValueError, match="categorical hyper module"):
+        codec(exports[1], hyper_coding="factorized")
+    for mode in ("fixed", "entropy"):
+        with pytest.raises(ValueError, match="factorized hyper module"):
+            codec(factorized_exports[1], hyper_coding=mode)
+    fact = codec(factorized_exports[1])
+    data = fact.encode(image(64, 64, 6)).data
+    for mode in (hyper_coding.FIXED, hyper_coding.ENTROPY):
+        with pytest.raises(BitstreamError, match="does not fit"):
+            fact.decode(with_hyper_mode(data, mode))
+    cat = codec(exports[1])
+    with pytest.raises(BitstreamError, match="does not fit"):
+        cat.decode(with_hyper_mode(cat.encode(image(64, 64, 6)).data, hyper_coding.FACTORIZED))
+    with pytest.raises(BitstreamError):
+        fact.decode(with_hyper_mode(data, 3))  # no such mode
+
+
+def test_factorized_bad_files_raise(factorized_exports):
+    enc = codec(factorized_exports[1])
+    data = enc.encode(image(64, 64, 7)).data
+    for bad in (data[:-5], data[:20], data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x55])
+                + data[len(data) // 2 + 1:]):
+        with pytest.raises(BitstreamError):
+            enc.decode(bad)
+    container = read_image_container(data, "glc")
+    hyper = container.section(SectionType.HYPER)
+    with pytest.raises(BitstreamError):  # a hyper stream of no whole 32-bit words
+        enc.decode(write_container("glc", 64, 64, 3, 8, [
+            (SectionType.HEADER, container.section(SectionType.HEADER)),
+            (SectionType.HYPER, hyper[:-1]),
+            (SectionType.LATENTS, container.section(SectionType.LATENTS))]))
+
+
+def test_factorized_training_step(factorized_exports):
+    from nlc_jax.train.loop import build_trainer
+
+    c = tiny_config(stage="transform", autoencoder_checkpoint=str(factorized_exports[0]))
+    c.latent.hyper_module = "factorized"
+    trainer = build_trainer(c)
+    batch = trainer.put_batch(image(64, 128, 8).reshape(2, 64, 64, 3))
+    state, metrics = trainer.step(trainer.state, batch)
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["bpp_z"]) > 0
+    assert "hyper_vq_loss" not in metrics and "state_stats" not in metrics
+    assert int(state["step"]) == 1
+    assert trainer.task.update_state(state["params"], None, jax.random.key(0)) is state["params"]
+    export = trainer.task.export(state["params"])
+    assert set(export) == {"autoencoder", "latent", "z_tables"}
+
+
+def test_hyper_module_config_errors():
+    with pytest.raises(GLCConfigError, match="latent.hyper_module must be one of"):
+        c = tiny_config()
+        c.latent.hyper_module = "gaussian"
+        make_task(c)
+    with pytest.raises(GLCConfigError, match="hyper_module='factorized'"):
+        c = tiny_config()
+        c.latent.hyper_coding = "factorized"
+        make_task(c)

@@ -68,7 +68,11 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
         "usage_decay": 0.99, "restart_threshold": 0.03})
     c.latent = config_dict.ConfigDict({
         "n": n, "blocks": blocks, "hyper_codebook_size": kz, "hyper_dim": dz,
-        "hyper_coding": "fixed",  # "fixed" (log2 Kz bits per position) or "entropy"
+        # the hyper module: "categorical" (GLC's VQ indices, Kz × Dz codebook) or "factorized"
+        # (ablation: round(z), Dz channels, under a learned factorized prior, as the hyperprior's)
+        "hyper_module": "categorical",
+        # categorical only: "fixed" (log2 Kz bits per position) or "entropy"
+        "hyper_coding": "fixed",
         "hyper_restart_threshold": 0.03})
     c.code_prediction = config_dict.ConfigDict({
         "enabled": True, "width": cp_width, "heads": cp_heads, "layers": cp_layers,
@@ -83,7 +87,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     c.lmbdas = (1.0, 2.0, 4.0, 8.0)  # one per rate vector; weighs the distortion vs bpp
     c.rate_index = 0
     c.lmbda = 1.0  # only nlc-encode's label of the operating point (results.tsv); the rate is rate_index
-    c.hyper_coding = ""  # encode: "" (the model's), "fixed" or "entropy"
+    c.hyper_coding = ""  # encode: "" (the model's), "fixed"/"entropy" (categorical), "factorized"
     c.compute_dtype = "float32"
 
     # c.checkpoint (encode/decode): a stage-II/III workdir or its export/

@@ -88,6 +88,13 @@ class EntropyTables:
         """The arrays, for checkpoints / safetensors."""
         return {"counts": self.counts, "offsets": self.offsets}
 
+    @classmethod
+    def from_dict(cls, arrays: dict[str, np.ndarray]) -> EntropyTables:
+        """Inverse of :meth:`as_dict` (e.g. from a loaded export): ``counts [C, K]`` as stored,
+        ``offsets [C]`` as int64."""
+        return cls(counts=np.asarray(arrays["counts"]),
+                   offsets=np.asarray(arrays["offsets"], np.int64))
+
 
 def make_tables(prior: FactorizedPrior, params, max_radius: int = 256,
                 tail_mass: float = 1e-7) -> EntropyTables:

@@ -1,22 +1,29 @@
-"""Coding of GLC's hyper-latent indices (host side): fixed-length ``ceil(log2 Kz)``-bit words
-(the paper's rate), or range coding under the learned categorical prior.
+"""Coding of GLC's hyper-latent (host side). The categorical module's VQ indices: fixed-length
+``ceil(log2 Kz)``-bit words (the paper's rate), or range coding under the learned categorical
+prior. The factorized module's (ablation) ``round(z)``: range coding under the factorized
+prior's tables (``nlc_jax.entropy.factorized``, as the pixel hyperprior's ``z``).
 
-The prior's probabilities are frozen once, at export, into integer counts
+Both priors are frozen once, at export, into integer tables: the categorical prior's counts
 (:func:`prior_counts`, summing to about 2^16, as ``nlc_jax.entropy.coding.snap_probabilities``
-makes them); the coder receives these exact integers on both sides.
+makes them), the factorized prior's :class:`~nlc_jax.entropy.factorized.EntropyTables`
+(:func:`factorized_tables`); the coder receives these exact integers on both sides.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from nlc_jax.bitstream import BitstreamError
 from nlc_jax.entropy import coding
+from nlc_jax.entropy.factorized import EntropyTables, FactorizedPrior, make_tables
 
-FIXED, ENTROPY = 0, 1  # header codes of the two modes
-MODES = {"fixed": FIXED, "entropy": ENTROPY}
+FIXED, ENTROPY, FACTORIZED = 0, 1, 2  # header codes of the modes
+MODES = {"fixed": FIXED, "entropy": ENTROPY, "factorized": FACTORIZED}
+# the modes each hyper module (``latent.hyper_module``) can be coded with, the default first
+MODULE_MODES = {"categorical": ("fixed", "entropy"), "factorized": ("factorized",)}
 
 
 def index_bits(codebook_size: int) -> int:
@@ -82,3 +89,9 @@ def prior_bits(indices: np.ndarray, counts: np.ndarray) -> float:
     """Bits :func:`encode_with_prior` spends on ``indices`` (before word padding)."""
     flat = np.asarray(indices, np.int32).reshape(-1)
     return coding.categorical_exact_bits(flat, _table(counts, flat.size))
+
+
+def factorized_tables(prior_params: Any, channels: int) -> EntropyTables:
+    """The factorized module's prior (``{"matrix0", …}`` of ``LatentCodec.hyper_prior``, ``Dz``
+    channels) frozen into integer tables ``counts [Dz, K]``, ``offsets [Dz]``."""
+    return make_tables(FactorizedPrior(channels), {"params": prior_params})

@@ -5,10 +5,17 @@ Shapes for an image ``[B, H, W, 3]`` and a VQ latent ``y_vq [B, h, w, D]`` (``h 
 * ``analyse(y_vq, rate)``: ``enc_1`` (gated depth-conv blocks), times the rate's learned
   per-channel vector ``q_enc[rate]``, ``enc_2`` → ``y [B, h, w, N]`` (no down-sampling);
 * ``hyper_analyse(y)``: depth-conv block, two stride-2 3×3 convs → ``z [B, h/4, w/4, Dz]``;
-* the categorical hyper module: ``z`` is vector-quantized with a ``Kz × Dz`` codebook
-  (``quantize_hyper``; ``hyper_embed`` maps indices back), its indices cost ``log2 Kz`` bits
-  each (fixed-length) or are entropy coded under a learned categorical prior
-  (``hyper_logits``);
+* the hyper module (``hyper_module``), what is sent of ``z``:
+
+  - ``"categorical"`` (GLC's): ``z`` is vector-quantized with a ``Kz × Dz`` codebook
+    (``quantize_hyper``; ``hyper_embed`` maps indices back), its indices cost ``log2 Kz`` bits
+    each (fixed-length) or are entropy coded under a learned categorical prior
+    (``hyper_logits``);
+  - ``"factorized"`` (ablation): ``ẑ = round(z)`` per element, its rate the bits under the
+    library's learned per-channel :class:`~nlc_jax.entropy.factorized.FactorizedPrior`
+    (``quantize_hyper_factorized``; ``hyper_prior``), as the pixel hyperprior's ``z``;
+
+  ``hyper_symbols`` / ``hyper_from_symbols`` are what the codec sends and how ẑ is rebuilt;
 * ``hyper_synthesise(ẑ)``: two sub-pixel residual up-sampling blocks, a depth-conv block and the
   prior fusion → ``common [B, h, w, 3N]`` = (quantization step, scale, mean of step 0) and
   ``reduced [B, h, w, N]`` (1×1 reduction, the context of later steps);
@@ -35,6 +42,7 @@ import numpy as np
 from nlc_jax.autoencoders.vector_quantizer import VectorQuantizer, VQSettings
 from nlc_jax.codecs.glc.blocks import DepthConvBlock, ResidualBlockUpsample, conv
 from nlc_jax.entropy.conditional import ConditionalEntropyModel
+from nlc_jax.entropy.factorized import FactorizedPrior
 from nlc_jax.entropy.quantization import add_uniform_noise, ste_round
 from nlc_jax.layers import lower_bound
 
@@ -45,6 +53,8 @@ SCALE_BOUND = 0.11  # lower bound on the predicted scales
 # in step k (GLC / DCVC-DC's four-part prior)
 PHASES = ((0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1), (1, 0, 3, 2))
 GAUSSIAN = ConditionalEntropyModel("gaussian")
+HYPER_MODULES = ("categorical", "factorized")  # what is sent of z (see module docstring)
+Z_SYMBOL_BOUND = 2**15  # |round(z)| sent by the factorized module (an overflowing model still codes)
 
 
 def four_part_masks(h: int, w: int, channels: int) -> np.ndarray:
@@ -65,7 +75,10 @@ class LatentCodec(nn.Module):
       dim: channels ``D`` of the VQ latent.
       n: width ``N`` of the transforms and priors (divisible by 4).
       blocks: gated depth-conv blocks in each of ``enc_1``, ``enc_2``, ``dec_1``, ``dec_2``.
-      hyper: settings of the hyper-latent's vector quantizer (``Kz``, ``Dz``).
+      hyper: settings of the hyper-latent's vector quantizer (``Kz``, ``Dz``); with the
+        factorized module only ``Dz`` is used.
+      hyper_module: ``"categorical"`` (VQ indices) or ``"factorized"`` (rounded ``z`` under a
+        factorized prior), see :data:`HYPER_MODULES`.
       num_rates: learned rate vectors (``q_enc``/``q_dec`` rows).
       gain_init: initial value of each rate's ``q_enc`` (``q_dec`` starts at the reciprocal).
     """
@@ -77,11 +90,15 @@ class LatentCodec(nn.Module):
     num_rates: int = 4
     gain_init: tuple[float, ...] = ()
     dtype: Any = jnp.float32
+    hyper_module: str = "categorical"
 
     def setup(self) -> None:
         n, d = self.n, self.dtype
         if n % 4:
             raise ValueError(f"the transform width n={n} must be divisible by 4")
+        if self.hyper_module not in HYPER_MODULES:
+            raise ValueError(f"hyper_module must be one of {HYPER_MODULES}, got "
+                             f"{self.hyper_module!r}")
 
         def stack(count: int, last: int | None = None) -> nn.Sequential:
             return nn.Sequential([DepthConvBlock(last if (last and i == count - 1) else n, True, d)
@@ -97,9 +114,12 @@ class LatentCodec(nn.Module):
                                 lambda _: jnp.repeat(jnp.asarray(1.0 / init)[:, None], n, 1))
         self.hyper_enc = nn.Sequential([DepthConvBlock(n, False, d), conv(n, 3, 2, dtype=d),
                                         nn.leaky_relu, conv(self.hyper.dim, 3, 2, dtype=d)])
-        self.hyper_vq = VectorQuantizer(self.hyper)
-        self.hyper_logits = self.param("hyper_logits", nn.initializers.zeros,
-                                       (self.hyper.codebook_size,))
+        if self.factorized:
+            self.hyper_prior = FactorizedPrior(self.hyper.dim)
+        else:
+            self.hyper_vq = VectorQuantizer(self.hyper)
+            self.hyper_logits = self.param("hyper_logits", nn.initializers.zeros,
+                                           (self.hyper.codebook_size,))
         self.hyper_dec = nn.Sequential([ResidualBlockUpsample(n, d), ResidualBlockUpsample(n, d),
                                         DepthConvBlock(n, False, d)])
         self.prior_fusion = nn.Sequential([DepthConvBlock(2 * n, False, d),
@@ -107,6 +127,11 @@ class LatentCodec(nn.Module):
         self.reduction = conv(n, dtype=d)
         self.adaptors = [DepthConvBlock(2 * n, False, d) for _ in range(3)]
         self.spatial_prior = nn.Sequential([DepthConvBlock(2 * n, False, d) for _ in range(3)])
+
+    @property
+    def factorized(self) -> bool:
+        """Whether the hyper module is the factorized one."""
+        return self.hyper_module == "factorized"
 
     def _q(self, table: jax.Array, rate: jax.Array) -> jax.Array:
         return jnp.abs(table[rate])[:, None, None, :]
@@ -129,6 +154,30 @@ class LatentCodec(nn.Module):
 
     def hyper_prior_logits(self) -> jax.Array:
         return self.hyper_logits
+
+    def quantize_hyper_factorized(self, z: jax.Array, rng: jax.Array
+                                  ) -> tuple[jax.Array, jax.Array]:
+        """Factorized module, training: ``z [B, h, w, Dz]`` → (``ẑ [B, h, w, Dz]``, rounded
+        straight-through, what ``hyper_synthesise`` sees as the decoder will; ``bits [B]`` of
+        ``z`` plus uniform noise under the factorized prior)."""
+        noisy = add_uniform_noise(z, rng)
+        bits = -jnp.sum(jnp.log2(self.hyper_prior(noisy)), axis=(1, 2, 3))
+        return ste_round(z), bits
+
+    def hyper_symbols(self, z: jax.Array) -> jax.Array:
+        """Coding: what is sent of ``z [B, h, w, Dz]``: int32 VQ indices ``[B, h, w]``
+        (categorical) or ``round(z)`` ``[B, h, w, Dz]`` within ±:data:`Z_SYMBOL_BOUND`
+        (factorized)."""
+        if not self.factorized:
+            return self.hyper_indices(z)
+        bounded = jnp.clip(jnp.nan_to_num(z), -Z_SYMBOL_BOUND, Z_SYMBOL_BOUND)
+        return jnp.round(bounded).astype(jnp.int32)
+
+    def hyper_from_symbols(self, symbols: jax.Array) -> jax.Array:
+        """Inverse of :meth:`hyper_symbols` up to quantization: ``ẑ [B, h, w, Dz]``."""
+        if not self.factorized:
+            return self.hyper_embed(symbols)
+        return symbols.astype(jnp.float32)
 
     def hyper_synthesise(self, z_hat: jax.Array) -> tuple[jax.Array, jax.Array]:
         common = self.prior_fusion(self.hyper_dec(z_hat.astype(self.dtype)))
@@ -166,10 +215,15 @@ class LatentCodec(nn.Module):
     def __call__(self, y_vq: jax.Array, rate: jax.Array) -> jax.Array:
         """Touches every parameter (used by ``init``)."""
         y = self.analyse(y_vq, rate)
-        z_hat, _, _ = self.quantize_hyper(self.hyper_analyse(y))
+        if self.factorized:
+            z_hat, _ = self.quantize_hyper_factorized(self.hyper_analyse(y), jax.random.key(0))
+            touch = 0.0
+        else:
+            z_hat, _, _ = self.quantize_hyper(self.hyper_analyse(y))
+            touch = 0.0 * jnp.sum(self.hyper_logits)
         common, reduced = self.hyper_synthesise(z_hat)
         y_hat, _ = self.prior(y, common, reduced, jax.random.key(0))
-        return self.synthesise(y_hat + 0.0 * jnp.sum(self.hyper_logits), rate)
+        return self.synthesise(y_hat + touch, rate)
 
 
 def split_common(common: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -39,7 +39,7 @@ from nlc_jax.codecs.glc.adversarial import (
     hinge_d_loss,
 )
 from nlc_jax.codecs.glc.code_prediction import CodePredictor, code_cross_entropy
-from nlc_jax.codecs.glc.latent_codec import HYPER_FACTOR, LatentCodec
+from nlc_jax.codecs.glc.latent_codec import HYPER_FACTOR, HYPER_MODULES, LatentCodec
 from nlc_jax.entropy.distributions import categorical_bits
 from nlc_jax.metrics.psnr import psnr
 
@@ -79,7 +79,8 @@ def latent_settings(config: Any) -> dict[str, Any]:
     lat = config.latent
     return {"n": int(lat.n), "blocks": int(lat.blocks),
             "hyper_codebook_size": int(lat.hyper_codebook_size), "hyper_dim": int(lat.hyper_dim),
-            "hyper_restart_threshold": float(lat.hyper_restart_threshold)}
+            "hyper_restart_threshold": float(lat.hyper_restart_threshold),
+            "hyper_module": str(lat.hyper_module)}
 
 
 def build_latent_codec(settings: dict[str, Any], dim: int, lmbdas: Sequence[float],
@@ -92,7 +93,8 @@ def build_latent_codec(settings: dict[str, Any], dim: int, lmbdas: Sequence[floa
     lm = np.asarray(lmbdas, np.float64)
     gains = tuple(float(g) for g in np.sqrt(lm / np.exp(np.mean(np.log(lm)))))
     return LatentCodec(dim=dim, n=int(settings["n"]), blocks=int(settings["blocks"]), hyper=hyper,
-                       num_rates=len(lm), gain_init=gains, dtype=dtype)
+                       num_rates=len(lm), gain_init=gains, dtype=dtype,
+                       hyper_module=str(settings.get("hyper_module", "categorical")))
 
 
 def check_config(config: Any) -> None:
@@ -105,8 +107,13 @@ def check_config(config: Any) -> None:
     need(config.compute_dtype in DTYPES, f"compute_dtype must be one of {sorted(DTYPES)}")
     need(config.loss.pixel in ("l1", "l2"), f"loss.pixel must be 'l1' or 'l2', got "
          f"{config.loss.pixel!r}")
+    need(config.latent.hyper_module in HYPER_MODULES,
+         f"latent.hyper_module must be one of {HYPER_MODULES}, got "
+         f"{config.latent.hyper_module!r}")
     need(config.latent.hyper_coding in HYPER_CODINGS,
-         f"latent.hyper_coding must be one of {HYPER_CODINGS}, got {config.latent.hyper_coding!r}")
+         f"latent.hyper_coding must be one of {HYPER_CODINGS} (it only applies to the "
+         "categorical hyper module; for a factorized hyperprior set "
+         f"latent.hyper_module='factorized'), got {config.latent.hyper_coding!r}")
     lm = tuple(config.lmbdas)
     need(len(lm) >= 1 and all(float(v) > 0 for v in lm), f"lmbdas must be positive, got {lm}")
     need(int(config.crop) % (16 * HYPER_FACTOR) == 0,
@@ -293,7 +300,9 @@ class TransformTask:
             self.lmbdas = tuple(float(v) for v in config.lmbdas)
         self.latent = build_latent_codec(self.latent_settings, self.vq.embed_dim, self.lmbdas,
                                          self.dtype)
-        self.hyper_coding = config.latent.hyper_coding
+        # what the training rate counts of the hyper-latent (the model's default file mode)
+        self.hyper_coding = "factorized" if self.latent.factorized else \
+            config.latent.hyper_coding
         self.code = config.code_prediction
         tokens = (int(config.crop) // self.vq.factor) ** 2
         self.predictor = CodePredictor(self.vq.quantizer.codebook_size, tokens,
@@ -324,8 +333,9 @@ class TransformTask:
                            for k, v in vq["params"].items()}}
 
     def hyper_bits(self, latent_params: Any, idx: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(bits per image ``[B]`` of the hyper indices ``idx [B, h, w]`` under the model's coding,
-        the categorical prior's bits ``[B]``, which train its logits in both modes)."""
+        """Categorical module: (bits per image ``[B]`` of the hyper indices ``idx [B, h, w]``
+        under the model's coding, the categorical prior's bits ``[B]``, which train its logits
+        in both modes)."""
         logits = self.latent.apply(latent_params, method="hyper_prior_logits")
         prior = jnp.sum(categorical_bits(jnp.broadcast_to(logits, (*idx.shape, logits.shape[0])),
                                          idx), axis=(1, 2))
@@ -336,7 +346,8 @@ class TransformTask:
 
     def loss(self, params: dict[str, Any], images: jax.Array, rng: jax.Array,
              step: jax.Array | int = 0) -> tuple[jax.Array, dict[str, Any]]:
-        """``images [B, H, W, 3]`` in [0, 1] → (loss, metrics incl. ``state_stats``)."""
+        """``images [B, H, W, 3]`` in [0, 1] → (loss, metrics; ``state_stats`` with the
+        categorical hyper module only)."""
         b, h, w, _ = images.shape
         k_rate, k_z, k_y = jax.random.split(rng, 3)
         vq = self._vq_params(params["vq"])
@@ -347,11 +358,14 @@ class TransformTask:
         lat, apply = params["latent"], self.latent.apply
         y = apply(lat, y_vq, rate, method="analyse")
         z = apply(lat, y, method="hyper_analyse")
-        z_hat, z_idx, z_aux = apply(lat, z, k_z, method="quantize_hyper")
+        if self.latent.factorized:
+            z_hat, z_bits = apply(lat, z, k_z, method="quantize_hyper_factorized")
+        else:
+            z_hat, z_idx, z_aux = apply(lat, z, k_z, method="quantize_hyper")
+            z_bits, prior_bits = self.hyper_bits(lat, z_idx)
         common, reduced = apply(lat, z_hat, method="hyper_synthesise")
         y_hat, y_bits = apply(lat, y, common, reduced, k_y, method="prior")
         y_dec = apply(lat, y_hat, rate, method="synthesise")
-        z_bits, prior_bits = self.hyper_bits(lat, z_idx)
         bpp_y, bpp_z = y_bits / (h * w), z_bits / (h * w)
         latent_mse = jnp.mean(jnp.square(y_dec - y_vq), axis=(1, 2, 3))
         dist = float(self.code.latent_mse_weight) * latent_mse
@@ -378,18 +392,25 @@ class TransformTask:
                 extra, adv = self.recon.adversarial(params["disc"], render, head, features, x_hat,
                                                     images, jnp.asarray(step))
                 metrics.update(adv)
+        metrics.update({"bpp": jnp.mean(bpp_y + bpp_z), "bpp_y": jnp.mean(bpp_y),
+                        "bpp_z": jnp.mean(bpp_z)})
+        if self.latent.factorized:  # no VQ: no auxiliary losses, usage or state statistics
+            return jnp.mean(bpp_y + bpp_z + lmbda * dist) + extra, metrics
         loss = (jnp.mean(bpp_y + bpp_z + lmbda * dist) + z_aux["vq_loss"] + extra
                 + jnp.mean(prior_bits) / (h * w) * (self.hyper_coding == "fixed"))
         usage = usage_metrics(z_aux["stats"]["counts"], lat["params"]["hyper_vq"]["usage"],
                               self.latent.hyper)
-        metrics.update({"bpp": jnp.mean(bpp_y + bpp_z), "bpp_y": jnp.mean(bpp_y),
-                        "bpp_z": jnp.mean(bpp_z), "bpp_z_entropy": jnp.mean(prior_bits) / (h * w),
+        metrics.update({"bpp_z_entropy": jnp.mean(prior_bits) / (h * w),
                         "hyper_vq_loss": z_aux["vq_loss"],
                         **{f"hyper_{k}": v for k, v in usage.items()},
                         STATE_STATS: z_aux["stats"]})
         return loss, metrics
 
     def update_state(self, params: dict[str, Any], stats: Any, rng: jax.Array) -> dict[str, Any]:
+        """The hyper codebook's restarts (categorical module; the factorized one has none: its
+        loss emits no ``state_stats``, and ``params`` come back unchanged)."""
+        if self.latent.factorized:
+            return params
         inner = dict(params["latent"]["params"])
         inner["hyper_vq"] = vq_update_state(inner["hyper_vq"], stats, self.latent.hyper, rng)
         return {**params, "latent": {"params": inner}}
@@ -400,12 +421,18 @@ class TransformTask:
                 "hyper_coding": self.hyper_coding}
 
     def export(self, params: dict[str, Any]) -> dict[str, Any]:
-        from nlc_jax.codecs.glc.hyper_coding import prior_counts
+        """Inference params: the autoencoder, the latent codec and the hyper prior frozen into
+        integer tables: ``hyper_counts [Kz]`` (categorical) or ``z_tables`` (factorized:
+        ``{"counts" [Dz, K], "offsets" [Dz]}``, as the pixel hyperprior's export)."""
+        from nlc_jax.codecs.glc.hyper_coding import factorized_tables, prior_counts
 
         params = jax.device_get(params)
-        logits = np.asarray(params["latent"]["params"]["hyper_logits"])
-        return {"autoencoder": params["vq"], "latent": params["latent"],
-                "hyper_counts": prior_counts(logits)}
+        inner = params["latent"]["params"]
+        out = {"autoencoder": params["vq"], "latent": params["latent"]}
+        if self.latent.factorized:
+            tables = factorized_tables(inner["hyper_prior"], self.latent.hyper.dim)
+            return {**out, "z_tables": tables.as_dict()}
+        return {**out, "hyper_counts": prior_counts(np.asarray(inner["hyper_logits"]))}
 
     def evaluate(self, params: dict[str, Any], images: Sequence[np.ndarray]) -> dict[str, float]:
         """Real coding of each image at every rate; mean bpp/PSNR per rate (``_<r>`` keys)."""

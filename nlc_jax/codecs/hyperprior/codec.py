@@ -104,8 +104,7 @@ class HyperpriorCodec:
             raise ValueError(f"rate_index={rate_index} out of range: the model has "
                              f"{model.num_rates} rate(s)")
         self.params = jax.tree.map(jnp.asarray, params["model"])
-        self.tables = EntropyTables(counts=np.asarray(params["z_tables"]["counts"]),
-                                    offsets=np.asarray(params["z_tables"]["offsets"], np.int64))
+        self.tables = EntropyTables.from_dict(params["z_tables"])
         self.model, self.entropy = model, entropy
         self.weights_hash = bytes(weights_hash)
         self.rate_index = int(rate_index)
