@@ -11,8 +11,8 @@ training and coding config, one file for the three stages.
 * ``joint`` (stage III, optional): starts from a stage-II export (``init_checkpoint``) and also
   trains the VQ decoder, with the pixel, LPIPS and GAN terms.
 
-Presets (``--config glc:<preset>``): ``tiny`` (tests, seconds), ``cpu`` (2,000 steps per
-stage: an estimated 3–6 h in all on a 2-core CPU, step times in ``docs/glc.md``), ``paper``
+Presets (``--config glc:<preset>``): ``tiny`` (tests, seconds), ``cpu`` (1,500 steps per
+stage, about 1.5 h in all on an idle 2-core CPU, step times in ``docs/glc.md``), ``paper``
 (VQGAN nf 128, [1, 1, 2, 2, 4], K=16384, D=256; 256-channel transforms; for accelerators).
 """
 
@@ -39,6 +39,13 @@ AUX_NETS = {
     "cpu": ((128, 4, 2), (32, 3)),
     "paper": ((512, 8, 9), (64, 3)),
 }
+# λ of the four rate vectors: `cpu` calibrated on its trained autoencoder for 0.015–0.06 bpp on
+# Kodak (λ = 1…8 gave 0.08–0.23 bpp; bpp grew about as sqrt(λ)); `paper` not calibrated
+LMBDAS = {
+    "tiny": (1.0, 2.0, 4.0, 8.0),
+    "cpu": (0.03, 0.08, 0.2, 0.5),
+    "paper": (1.0, 2.0, 4.0, 8.0),
+}
 # crop, batch, steps, warm-up, learning rate, discriminator start, eval images
 TRAINING = {
     "tiny": (64, 2, 20, 2, 1e-3, 10, 1),
@@ -49,7 +56,8 @@ TRAINING = {
 
 def get_config(preset: str = "paper") -> config_dict.ConfigDict:
     """The config of a preset (``tiny``, ``cpu``, ``paper``)."""
-    ae, lat, aux, train = preset_entries("glc", preset, AUTOENCODER, LATENT, AUX_NETS, TRAINING)
+    ae, lat, aux, lmbdas, train = preset_entries("glc", preset, AUTOENCODER, LATENT, AUX_NETS,
+                                                 LMBDAS, TRAINING)
     ch, mult, res, attn, zc, groups, k, d = ae
     n, blocks, kz, dz = lat
     (cp_width, cp_heads, cp_layers), (disc_ch, disc_layers) = aux
@@ -84,7 +92,7 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
         "disc_layers": disc_layers,
         "transform_pixel_weight": 0.0,  # stage transform: pixel + LPIPS through the frozen decoder
     })
-    c.lmbdas = (1.0, 2.0, 4.0, 8.0)  # one per rate vector; weighs the distortion vs bpp
+    c.lmbdas = lmbdas  # one per rate vector; weighs the distortion vs bpp
     c.rate_index = 0
     c.lmbda = 1.0  # only nlc-encode's label of the operating point (results.tsv); the rate is rate_index
     c.hyper_coding = ""  # encode: "" (the model's), "fixed"/"entropy" (categorical), "factorized"
