@@ -115,6 +115,34 @@ def test_ema_codebook_and_dead_code_restart():
     np.testing.assert_allclose(jnp.linalg.norm(q, axis=-1), 1.0, rtol=1e-3)
 
 
+def test_hyper_codes_restart_after_the_configured_usage_decay():
+    """The hyper VQ's usage EMA comes from ``latent.hyper_usage_decay`` (an export without the
+    key keeps 0.99); with 0.9 the unused codes of the initial codebook restart within ~35
+    steps instead of all at once after ~350."""
+    from nlc_jax.codecs.glc.training import build_latent_codec, latent_settings
+
+    c = tiny_config()
+    settings = latent_settings(c)
+    assert settings["hyper_usage_decay"] == c.latent.hyper_usage_decay == 0.9
+    hyper = build_latent_codec(settings, 16, c.lmbdas).hyper
+    assert hyper.usage_decay == 0.9
+    old = {k: v for k, v in settings.items() if k != "hyper_usage_decay"}
+    assert build_latent_codec(old, 16, c.lmbdas).hyper.usage_decay == 0.99
+    z = jax.random.normal(jax.random.key(0), (16, hyper.dim)) + 3.0  # far from U(±1/K) codes
+
+    def restarted_after_40_steps(settings):
+        vq = VectorQuantizer(settings)
+        p = vq.init(jax.random.key(1), z)["params"]
+        for step in range(40):
+            _, _, aux = vq.apply({"params": p}, z)
+            p = update_state(p, aux["stats"], settings, jax.random.key(step))
+        return int(jnp.sum(jnp.abs(p["codebook"]).mean(-1) > 1.0))
+
+    # the codes no input picked at first are now input vectors (near 3), with 0.99 none yet
+    assert restarted_after_40_steps(hyper) >= hyper.codebook_size * 3 // 4
+    assert restarted_after_40_steps(build_latent_codec(old, 16, c.lmbdas).hyper) == 0
+
+
 def test_vq_autoencoder_interface(exports):
     fns, params = load(str(exports[0]))
     assert fns.factor == 16 and fns.latent_channels == 16

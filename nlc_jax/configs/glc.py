@@ -81,7 +81,12 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
         "hyper_module": "categorical",
         # categorical only: "fixed" (log2 Kz bits per position) or "entropy"
         "hyper_coding": "fixed",
-        "hyper_restart_threshold": 0.03})
+        "hyper_restart_threshold": 0.03,
+        # usage EMA of the hyper codes: the hyper VQ sees only batch·(crop/64)² vectors a step
+        # (16 on `cpu`), and with 0.99 every unused code of the U(±1/K) initial codebook was
+        # restarted at once after ~350 steps, which made a `cpu` run diverge; 0.9 restarts
+        # them after ~35 steps, before the rest of the model depends on them
+        "hyper_usage_decay": 0.9})
     c.code_prediction = config_dict.ConfigDict({
         "enabled": True, "width": cp_width, "heads": cp_heads, "layers": cp_layers,
         "ce_weight": 1.0, "latent_mse_weight": 1.0})

@@ -80,6 +80,7 @@ def latent_settings(config: Any) -> dict[str, Any]:
     return {"n": int(lat.n), "blocks": int(lat.blocks),
             "hyper_codebook_size": int(lat.hyper_codebook_size), "hyper_dim": int(lat.hyper_dim),
             "hyper_restart_threshold": float(lat.hyper_restart_threshold),
+            "hyper_usage_decay": float(lat.hyper_usage_decay),
             "hyper_module": str(lat.hyper_module)}
 
 
@@ -89,7 +90,8 @@ def build_latent_codec(settings: dict[str, Any], dim: int, lmbdas: Sequence[floa
     VQ latent; rate ``r`` starts with ``q_enc = sqrt(λ_r / geomean(λ))``."""
     hyper = VQSettings(codebook_size=int(settings["hyper_codebook_size"]),
                        dim=int(settings["hyper_dim"]),
-                       restart_threshold=float(settings.get("hyper_restart_threshold", 0.0)))
+                       restart_threshold=float(settings.get("hyper_restart_threshold", 0.0)),
+                       usage_decay=float(settings.get("hyper_usage_decay", 0.99)))
     lm = np.asarray(lmbdas, np.float64)
     gains = tuple(float(g) for g in np.sqrt(lm / np.exp(np.mean(np.log(lm)))))
     return LatentCodec(dim=dim, n=int(settings["n"]), blocks=int(settings["blocks"]), hyper=hyper,
