@@ -348,6 +348,25 @@ def test_factorized_training_step(factorized_exports):
     assert set(export) == {"autoencoder", "latent", "z_tables"}
 
 
+def test_categorical_prior_follows_the_index_histogram(exports):
+    """The hyper indices' categorical prior gets no gradient; each training step moves it
+    towards the batch's index histogram by ``1 − latent.hyper_prior_decay``."""
+    c = tiny_config(stage="transform", autoencoder_checkpoint=str(exports[0]))
+    task = make_task(c)
+    params = task.init(jax.random.key(0), 64)
+    images = jnp.asarray(image(64, 128, 3).reshape(2, 64, 64, 3), jnp.float32) / 255.0
+    grads, metrics = jax.grad(lambda p: task.loss(p, images, jax.random.key(1)),
+                              has_aux=True)(params)
+    assert not np.any(np.asarray(grads["latent"]["params"]["hyper_logits"]))
+    counts = np.asarray(metrics["state_stats"]["counts"])
+    new = task.update_state(params, metrics["state_stats"], jax.random.key(2))
+    probs = np.asarray(jax.nn.softmax(new["latent"]["params"]["hyper_logits"]))
+    k = counts.size
+    d = c.latent.hyper_prior_decay
+    np.testing.assert_allclose(probs, d / k + (1 - d) * counts / counts.sum(), rtol=1e-5)
+    assert np.argmax(probs) == np.argmax(counts)
+
+
 def test_hyper_module_config_errors():
     with pytest.raises(GLCConfigError, match="latent.hyper_module must be one of"):
         c = tiny_config()

@@ -86,7 +86,9 @@ def get_config(preset: str = "paper") -> config_dict.ConfigDict:
         # (16 on `cpu`), and with 0.99 every unused code of the U(±1/K) initial codebook was
         # restarted at once after ~350 steps, which made a `cpu` run diverge; 0.9 restarts
         # them after ~35 steps, before the rest of the model depends on them
-        "hyper_usage_decay": 0.9})
+        "hyper_usage_decay": 0.9,
+        # categorical prior of the hyper indices: an EMA of the batches' index histograms
+        "hyper_prior_decay": 0.99})
     c.code_prediction = config_dict.ConfigDict({
         "enabled": True, "width": cp_width, "heads": cp_heads, "layers": cp_layers,
         "ce_weight": 1.0, "latent_mse_weight": 1.0})
