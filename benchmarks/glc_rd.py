@@ -14,7 +14,9 @@ Every image is coded for real (``.nlc`` bytes of :class:`nlc_jax.codecs.glc.GLCC
 again from the bytes and checked bit-exact against the encoder's reconstruction; the rate is the
 file size (container, header, hyper and latent streams). Encode and decode are timed per image
 after one warm-up image per codec (compilation excluded, reported separately). The first
-``--hyper_coding`` of the main model is the *main* curve.
+``--hyper_coding`` of the main model is the *main* curve; with ``--hyper_coding ''`` nothing is
+coded and the main curve (``ours: glc (entropy hyper indices)``) comes from ``--compare``, a TSV
+this script wrote (e.g. its Kodak-24 run, compared on a subset with ``--names``).
 
 * ``--ablations`` adds other stage-II models (``DIR:label``), each coded at every rate index with
   its own hyper coding (e.g. a model trained without code prediction, or with the factorized
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     records += compared_records(args.compare, names, {r["codec"] for r in records})
 
     curves = curves_of(records, names, args.published)
-    main_label = models[0][1]
+    main_label = models[0][1] if models else codec_name("entropy")
     bd = bd_against_all(curves, main_label)
     fids = patch_fids(list(images.values()), decoded_sets) if args.fid else {}
 
