@@ -71,6 +71,7 @@ from nlc_jax.metrics.rd_report import (  # noqa: E402
     parse_classic,
     patch_fids,
     plot_curves,
+    select_sources,
 )
 from nlc_jax.metrics.round_trip import timed_round_trips  # noqa: E402
 
@@ -190,12 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {err}") from None
     _, model_config, digest = load_inference(checkpoint)
     sources = open_inputs(args.images)
-    if args.names:
-        wanted = args.names.split(",")
-        sources = [s for s in sources if s.name in wanted]
-        if len(sources) != len(wanted):
-            raise SystemExit(f"error: --names: not all of {wanted} are in {args.images}")
-    sources = sources[:args.max_images or None]
+    try:
+        sources = select_sources(sources, args.names, args.max_images)
+    except ReportArgumentError as err:
+        raise SystemExit(f"error: {err}") from None
     images = {s.name: s.load() for s in sources}
     names = list(images)
     rates = ([int(r) for r in args.rate_indices.split(",")] if args.rate_indices

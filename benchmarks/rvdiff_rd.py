@@ -66,6 +66,7 @@ from nlc_jax.metrics.rd_report import (  # noqa: E402
     parse_classic,
     patch_fids,
     plot_curves,
+    select_sources,
 )
 
 PER_RATE = "per-rate models"
@@ -131,12 +132,10 @@ def main() -> None:
     except ReportArgumentError as err:
         raise SystemExit(f"error: {err}") from None
     sources = open_inputs(args.images)
-    if args.names:
-        wanted = args.names.split(",")
-        sources = [s for s in sources if s.name in wanted]
-        if len(sources) != len(wanted):
-            raise SystemExit(f"error: --names: not all of {wanted} are in {args.images}")
-    sources = sources[:args.max_images or None]
+    try:
+        sources = select_sources(sources, args.names, args.max_images)
+    except ReportArgumentError as err:
+        raise SystemExit(f"error: {err}") from None
     images = {s.name: s.load() for s in sources}
     if args.crop:
         images = {k: v[:args.crop, :args.crop] for k, v in images.items()}

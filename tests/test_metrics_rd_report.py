@@ -15,6 +15,7 @@ from nlc_jax.metrics.rd_report import (
     curves_of,
     image_quality,
     parse_classic,
+    select_sources,
 )
 
 
@@ -71,3 +72,16 @@ def test_classic_records_keep_decoded_sets():
     assert records[0]["bpp"] < records[1]["bpp"]
     assert set(sets) == {("JPEG (Pillow)", "q1"), ("JPEG (Pillow)", "q90")}
     assert sets[("JPEG (Pillow)", "q1")][0].shape == (24, 40, 3)
+
+
+def test_select_sources_by_name_then_count():
+    class Source:
+        def __init__(self, name):
+            self.name = name
+
+    sources = [Source(n) for n in ("a", "b", "c", "d")]
+    assert [s.name for s in select_sources(sources)] == ["a", "b", "c", "d"]
+    assert [s.name for s in select_sources(sources, max_images=2)] == ["a", "b"]
+    assert [s.name for s in select_sources(sources, "d,b")] == ["b", "d"]
+    with pytest.raises(ReportArgumentError, match="x, y not among"):
+        select_sources(sources, "a,y,x")

@@ -58,6 +58,23 @@ def parse_classic(text: str) -> dict[str, list[int]]:
     return out
 
 
+def select_sources(sources: Sequence[Any], names: str = "", max_images: int = 0) -> list[Any]:
+    """The benchmark's images: those named in ``names`` (comma-separated stems; all when
+    empty), then the first ``max_images`` (0: all).
+
+    Raises:
+      ReportArgumentError: a name that is not among ``sources``.
+    """
+    sources = list(sources)
+    if names:
+        wanted = names.split(",")
+        sources = [s for s in sources if s.name in wanted]
+        missing = sorted(set(wanted) - {s.name for s in sources})
+        if missing:
+            raise ReportArgumentError(f"--names: {', '.join(missing)} not among the images")
+    return sources[:max_images or None]
+
+
 def image_quality(image: np.ndarray, decoded: np.ndarray, lpips_params: Any) -> dict[str, float]:
     """PSNR (float64, host), MS-SSIM (images of at least 161 px a side) and LPIPS (when
     ``lpips_params`` is given) of ``decoded [H, W, 3]`` uint8 against ``image [H, W, 3]``."""
