@@ -15,6 +15,7 @@ from nlc_jax.metrics.rd_report import (
     curves_of,
     image_quality,
     parse_classic,
+    plot_curves,
     select_sources,
 )
 
@@ -85,3 +86,14 @@ def test_select_sources_by_name_then_count():
     assert [s.name for s in select_sources(sources, "d,b")] == ["b", "d"]
     with pytest.raises(ReportArgumentError, match="x, y not among"):
         select_sources(sources, "a,y,x")
+
+
+def test_plot_curves_writes_both_plots_for_many_codecs(tmp_path):
+    records = []
+    for k in range(12):  # more codecs than the colour cycle
+        records += _records(f"codec {k}", [0.1, 0.2], [20 + k, 22 + k], [0.5, 0.4])
+    curves = curves_of(records, ["a", "b"])
+    assert len(curves) == 12
+    plot_curves(curves, tmp_path / "rd", "test (2 images)")
+    for metric in ("psnr_db", "lpips"):
+        assert (tmp_path / f"rd_{metric}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

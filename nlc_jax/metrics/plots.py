@@ -33,7 +33,8 @@ def plot_rd(curves: Sequence[Curve], metric: str, path: str | os.PathLike, *,
       dataset: e.g. ``"Kodak (24 images)"``, shown in the title.
       metric_note: appended to the y label, e.g. ``"(AlexNet)"`` for LPIPS.
 
-    A codec keeps the same colour and marker in every plot (its index in ``curves``).
+    A codec keeps the same colour, marker and line style in every plot (its index in
+    ``curves``); no two of the first 100 codecs share all three.
     """
     import matplotlib
 
@@ -52,8 +53,9 @@ def plot_rd(curves: Sequence[Curve], metric: str, path: str | os.PathLike, *,
         elif curve.codec in bd_rates and np.isfinite(bd_rates[curve.codec]):
             number = f"{bd_rates[curve.codec]:+.1f}".replace("-", "\u2212")
             label += f" — BD-rate {number}%"
-        ax.plot(curve.bpp, curve.values[metric], marker=_MARKERS[i % len(_MARKERS)],
-                color=colors[i % len(colors)],
+        cycle = i // len(colors)  # past the colour cycle: the next marker and a dashed line
+        ax.plot(curve.bpp, curve.values[metric], marker=_MARKERS[(i + cycle) % len(_MARKERS)],
+                color=colors[i % len(colors)], linestyle="--" if cycle % 2 else "-",
                 markersize=4.5, linewidth=1.6, label=label)
     ax.set_xlabel("Rate [bits per pixel]")
     note = f" {metric_note}" if metric_note else ""
