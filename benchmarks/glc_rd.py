@@ -56,6 +56,7 @@ from nlc_jax.codecs.glc import make_codec  # noqa: E402
 from nlc_jax.codecs.weights import load_inference  # noqa: E402
 from nlc_jax.data.datasets import open_inputs  # noqa: E402
 from nlc_jax.data.files import atomic_write_bytes  # noqa: E402
+from nlc_jax.data.images import to_uint8  # noqa: E402
 from nlc_jax.machine import machine_facts  # noqa: E402
 from nlc_jax.metrics.lpips import load_lpips_params  # noqa: E402
 from nlc_jax.metrics.rd import METRICS, write_tsv  # noqa: E402
@@ -127,12 +128,13 @@ def code_images(checkpoint: Path, label: str, rate_index: int, mode: str | None,
     return records, timing
 
 
-def autoencoder_round_trips(checkpoint: Path, images: dict[str, np.ndarray], lpips_params,
-                            decoded_sets: DecodedSets) -> list[dict]:
-    """The model's VQ autoencoder on every image (edge-padded to its factor, cropped back): the
-    continuous latent decoded as is (``"<ae> continuous"``, bpp 0: no rate is counted) and its
-    VQ round trip (``"<ae> VQ indices"`` at ``log2 K`` bits per latent position)."""
-    params, model_config, _ = load_inference(checkpoint)
+def autoencoder_round_trips(params: dict, model_config: dict, images: dict[str, np.ndarray],
+                            lpips_params, decoded_sets: DecodedSets) -> list[dict]:
+    """The VQ autoencoder of a loaded model (``params``, ``model_config`` of
+    :func:`~nlc_jax.codecs.weights.load_inference`) on every image (edge-padded to its factor,
+    cropped back): the continuous latent decoded as is (``"<ae> continuous"``, bpp 0: no rate
+    is counted) and its VQ round trip (``"<ae> VQ indices"`` at ``log2 K`` bits per latent
+    position)."""
     config = VQConfig.from_dict(model_config["vq"])
     model = VQAutoencoder(config)
     vq = jax.tree.map(jnp.asarray, params["autoencoder"])
@@ -154,8 +156,7 @@ def autoencoder_round_trips(checkpoint: Path, images: dict[str, np.ndarray], lpi
         for label, out, bpp in (("VQ autoencoder: continuous latent", continuous, 0.0),
                                 ("VQ autoencoder: VQ indices", quantized,
                                  index_bits * positions / (h * w))):
-            decoded = np.asarray(jnp.round(jnp.clip(out[0, :h, :w], 0.0, 1.0) * 255.0),
-                                 np.uint8)
+            decoded = to_uint8(np.asarray(out[0, :h, :w]))
             records.append({"codec": label, "point": "ae", "image": name, "bpp": bpp,
                             **image_quality(image, decoded, lpips_params)})
             decoded_sets.setdefault((label, "ae"), []).append(decoded)
@@ -187,14 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = Path(args.checkpoint)
     try:
         classic = parse_classic(args.classic)
+        sources = select_sources(open_inputs(args.images), args.names, args.max_images)
     except ReportArgumentError as err:
         raise SystemExit(f"error: {err}") from None
-    _, model_config, digest = load_inference(checkpoint)
-    sources = open_inputs(args.images)
-    try:
-        sources = select_sources(sources, args.names, args.max_images)
-    except ReportArgumentError as err:
-        raise SystemExit(f"error: {err}") from None
+    params, model_config, digest = load_inference(checkpoint)
     images = {s.name: s.load() for s in sources}
     names = list(images)
     rates = ([int(r) for r in args.rate_indices.split(",")] if args.rate_indices
@@ -212,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                                        decoded_sets)
             records += recs
             timings[f"{label} r{r}"] = timing
-    records += autoencoder_round_trips(checkpoint, images, lpips_params, decoded_sets)
+    records += autoencoder_round_trips(params, model_config, images, lpips_params, decoded_sets)
     records += classic_records(images, classic, lpips_params, decoded_sets)
     records += compared_records(args.compare, names, {r["codec"] for r in records})
 

@@ -129,11 +129,7 @@ def main() -> None:
     steps_list = [int(v) for v in args.steps.split(",") if v]
     try:
         classic = parse_classic(args.classic)
-    except ReportArgumentError as err:
-        raise SystemExit(f"error: {err}") from None
-    sources = open_inputs(args.images)
-    try:
-        sources = select_sources(sources, args.names, args.max_images)
+        sources = select_sources(open_inputs(args.images), args.names, args.max_images)
     except ReportArgumentError as err:
         raise SystemExit(f"error: {err}") from None
     images = {s.name: s.load() for s in sources}

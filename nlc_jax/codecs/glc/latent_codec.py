@@ -9,8 +9,8 @@ Shapes for an image ``[B, H, W, 3]`` and a VQ latent ``y_vq [B, h, w, D]`` (``h 
 
   - ``"categorical"`` (GLC's): ``z`` is vector-quantized with a ``Kz × Dz`` codebook
     (``quantize_hyper``; ``hyper_embed`` maps indices back), its indices cost ``log2 Kz`` bits
-    each (fixed-length) or are entropy coded under a learned categorical prior
-    (``hyper_logits``);
+    each (fixed-length) or are entropy coded under a categorical prior (``hyper_logits``, set
+    during training from the index histograms, not by gradients);
   - ``"factorized"`` (ablation): ``ẑ = round(z)`` per element, its rate the bits under the
     library's learned per-channel :class:`~nlc_jax.entropy.factorized.FactorizedPrior`
     (``quantize_hyper_factorized``; ``hyper_prior``), as the pixel hyperprior's ``z``;
